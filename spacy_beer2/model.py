@@ -1,0 +1,121 @@
+"""The registered BEER2 architecture: a transformer listener feeding one PyTorch module (retriever + reader).
+
+``spacy-beer2.Beer2Model.v1`` is a Thinc model whose only child is the listener of the shared ``transformer``;
+the PyTorch module sits in a ``PyTorchShim`` on the same node, so Thinc's optimizer, ``use_params`` and
+serialization handle its weights. Its forward pass returns the token states as torch tensors; the component
+runs retrieval, reading and the losses on them with ``Beer2Module`` and hands the joint loss back to the
+returned backprop, which pushes the gradient through the listener into the shared encoder (BEER2's sharing).
+
+The module is built once the listener's width is known (``initialize``, or ``build_module`` from the saved
+width when loading), since it depends on the transformer picked in the config.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Model
+from thinc.types import Floats2d
+
+ModuleConfig = Dict[str, float]
+
+
+@registry.architectures("spacy-beer2.Beer2Model.v1")
+def build_beer2_model(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    window_size: int = 32,
+    window_stride: int = 16,
+    max_span_length: int = 10,
+    reader_width: int = 256,
+    reader_heads: int = 4,
+    reader_layers: int = 1,
+    dropout: float = 0.1,
+) -> Model[List[Doc], "TokenStates"]:
+    """BEER2's joint retriever-reader over the token states of a (shared) transformer listener.
+
+    window_size, window_stride: the text windows (in tokens) that are queried and read.
+    max_span_length: the longest mention, in tokens.
+    reader_width, reader_heads, reader_layers: the fusion transformer that reads all candidates of a window at once.
+    """
+    if window_stride < 1 or window_stride > window_size:
+        raise ValueError(f"window_stride must be in 1..window_size, got {window_stride}")
+    return Model(
+        "spacy-beer2.Beer2Model",
+        forward,
+        layers=[tok2vec],
+        refs={"tok2vec": tok2vec},
+        dims={"nI": None},
+        attrs={
+            "module_config": {
+                "window_size": window_size,
+                "window_stride": window_stride,
+                "max_span_length": max_span_length,
+                "reader_width": reader_width,
+                "reader_heads": reader_heads,
+                "reader_layers": reader_layers,
+                "dropout": dropout,
+            }
+        },
+    )
+
+
+def build_module(model: Model, input_width: int) -> None:
+    """Create the PyTorch module for token states of ``input_width`` (once; needed before loading weights)."""
+    from thinc.api import PyTorchShim
+
+    from .module import Beer2Module
+
+    if model.shims:
+        if model.get_dim("nI") != input_width:
+            raise ValueError(f"the model was built for width {model.get_dim('nI')}, not {input_width}")
+        return
+    model.set_dim("nI", input_width)
+    model.shims.append(PyTorchShim(Beer2Module(input_width, **model.attrs["module_config"])))
+
+
+def get_module(model: Model) -> "Beer2Module":  # noqa: F821
+    if not model.shims:
+        raise ValueError("the beer2_linker model is not initialized: call nlp.initialize() or load a trained pipeline")
+    return model.shims[0]._model
+
+
+@dataclass
+class TokenStates:
+    """The listener's token states of each doc, as torch tensors on the module's device."""
+
+    tensors: List["torch.Tensor"]  # noqa: F821
+
+
+def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[TokenStates, Callable]:
+    from thinc.api import torch2xp, xp2torch
+
+    states, backprop_listener = model.get_ref("tok2vec")(docs, is_train)
+    device = next(get_module(model).parameters()).device
+    tensors = [xp2torch(model.ops.asarray2f(x), requires_grad=is_train, device=device) for x in states]
+
+    def backprop(loss: "torch.Tensor") -> List[Doc]:  # noqa: F821
+        """Takes the joint loss (a torch scalar) rather than an output gradient: the loss is computed in torch."""
+        import torch
+
+        if loss.requires_grad:
+            loss.backward()
+        grads = [model.ops.asarray2f(torch2xp(t.grad if t.grad is not None else torch.zeros_like(t))) for t in tensors]
+        return backprop_listener(grads)
+
+    return TokenStates(tensors), backprop
+
+
+def make_windows(n_tokens: int, size: int, stride: int) -> List[Tuple[int, int]]:
+    """(start, end) windows covering ``n_tokens``: every ``stride`` tokens, the last one ending at the doc's end."""
+    if n_tokens <= 0:
+        return []
+    if n_tokens <= size:
+        return [(0, n_tokens)]
+    starts = list(range(0, n_tokens - size, stride)) + [n_tokens - size]
+    return [(s, s + size) for s in starts]
+
+
+def make_gold(spans: List[Tuple[int, int, Optional[int]]]) -> List[Tuple[int, int, int]]:
+    """(start, end-inclusive, KB row or -1) from (start, end-exclusive, row or None) token spans."""
+    return [(s, e - 1, -1 if row is None else row) for s, e, row in spans]

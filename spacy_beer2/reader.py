@@ -1,0 +1,64 @@
+"""The reader: for every candidate of a window, where is it mentioned (start/end) and how likely is it (rank).
+
+EntQA re-encodes each (window, candidate) pair, K passes per window. Here all candidates of a window are read in
+one pass: the window's token states and the candidate vectors are concatenated into one sequence for a small fusion
+transformer (the ReLiK layout), and per-candidate start/end distributions come from bilinear scores between each
+fused candidate and each fused token. Position 0 of every window is a learned "no answer" slot.
+"""
+
+from typing import Tuple
+
+import torch
+from torch import nn
+
+NEG_INF = -1e4
+
+
+class Reader(nn.Module):
+    def __init__(self, input_width: int, width: int, heads: int, layers: int, window_size: int, dropout: float):
+        super().__init__()
+        self.width = width
+        self.token_in = nn.Sequential(nn.Linear(input_width, width), nn.LayerNorm(width))
+        self.candidate_in = nn.Sequential(nn.Linear(input_width, width), nn.LayerNorm(width))
+        # Candidate features: retrieval score and popularity (both already on comparable scales).
+        self.features_in = nn.Linear(2, width)
+        self.null = nn.Parameter(torch.zeros(width))
+        self.positions = nn.Embedding(window_size + 1, width)
+        self.segment = nn.Embedding(2, width)
+        layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout, batch_first=True, norm_first=True)
+        self.fusion = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.start_tokens = nn.Linear(width, width)
+        self.start_cands = nn.Linear(width, width)
+        self.end_tokens = nn.Linear(width, width)
+        self.end_cands = nn.Linear(width, width)
+        self.rank = nn.Sequential(nn.Linear(2 * width, width), nn.GELU(), nn.Linear(width, 1))
+
+    def forward(
+        self,
+        tokens: torch.Tensor,  # (W, S, H) window token states
+        token_mask: torch.Tensor,  # (W, S) bool, True for real tokens
+        cands: torch.Tensor,  # (W, C, H) candidate entity vectors
+        cand_features: torch.Tensor,  # (W, C, 2)
+        cand_mask: torch.Tensor,  # (W, C) bool, True for real candidates
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Start and end logits (W, C, S+1; index 0 = no answer) and rank logits (W, C)."""
+        W, S, _ = tokens.shape
+        C = cands.shape[1]
+        device = tokens.device
+        tok = self.token_in(tokens) + self.positions(torch.arange(1, S + 1, device=device)) + self.segment.weight[0]
+        null = (self.null + self.positions.weight[0] + self.segment.weight[0]).expand(W, 1, self.width)
+        cand = self.candidate_in(cands) + self.features_in(cand_features) + self.segment.weight[1]
+        seq = torch.cat([null, tok, cand], dim=1)
+        keep = torch.cat([token_mask.new_ones((W, 1)), token_mask, cand_mask], dim=1)
+        fused = self.fusion(seq, src_key_padding_mask=~keep)
+        fused_tok, fused_cand = fused[:, : S + 1], fused[:, S + 1 :]
+        scale = self.width**-0.5
+        start = torch.einsum("wcd,wsd->wcs", self.start_cands(fused_cand), self.start_tokens(fused_tok)) * scale
+        end = torch.einsum("wcd,wsd->wcs", self.end_cands(fused_cand), self.end_tokens(fused_tok)) * scale
+        span_mask = torch.cat([token_mask.new_ones((W, 1)), token_mask], dim=1).unsqueeze(1)
+        start = start.masked_fill(~span_mask, NEG_INF)
+        end = end.masked_fill(~span_mask, NEG_INF)
+        pooled = fused_tok[:, 0:1].expand(W, C, self.width)
+        rank = self.rank(torch.cat([fused_cand, pooled * fused_cand], dim=-1)).squeeze(-1)
+        rank = rank.masked_fill(~cand_mask, NEG_INF)
+        return start, end, rank

@@ -1,0 +1,49 @@
+"""End-to-end entity-linking scores: InKB micro P/R/F with strong matching (EL) and on spans alone (MD).
+
+spaCy's ``Scorer.score_links`` only scores disambiguation on gold spans; end-to-end linking also has to find the
+spans. A prediction is an EL true positive iff its character span and its entity equal a gold mention's (ids
+compared case- and accent-insensitively); predictions on the exact span of a gold NIL mention are ignored; every
+other prediction counts. Predicted ents without a kb_id (from another component) are not linker predictions.
+"""
+
+from typing import Any, Callable, Dict, Iterable, Set, Tuple
+
+from spacy.training import Example
+from spacy.util import registry
+
+from .corpus import NIL
+from .kb import normalize_id
+
+
+def _prf(tp: int, n_pred: int, n_gold: int, prefix: str) -> Dict[str, float]:
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_gold if n_gold else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {f"{prefix}_p": p, f"{prefix}_r": r, f"{prefix}_f": f}
+
+
+def score_el(examples: Iterable[Example], **kwargs: Any) -> Dict[str, float]:
+    """el_p/el_r/el_f and md_p/md_r/md_f over ``examples`` (gold in ``reference``, output in ``predicted``)."""
+    el_tp = md_tp = n_pred = n_gold = 0
+    for eg in examples:
+        gold: Set[Tuple[int, int, str]] = set()
+        nil: Set[Tuple[int, int]] = set()
+        for ent in eg.reference.ents:
+            if ent.kb_id_ and ent.kb_id_ != NIL:
+                gold.add((ent.start_char, ent.end_char, normalize_id(ent.kb_id_)))
+            else:
+                nil.add((ent.start_char, ent.end_char))
+        gold_spans = {(s, e) for s, e, _ in gold}
+        for ent in eg.predicted.ents:
+            if not ent.kb_id_ or ent.kb_id_ == NIL or (ent.start_char, ent.end_char) in nil:
+                continue
+            n_pred += 1
+            md_tp += (ent.start_char, ent.end_char) in gold_spans
+            el_tp += (ent.start_char, ent.end_char, normalize_id(ent.kb_id_)) in gold
+        n_gold += len(gold)
+    return {**_prf(el_tp, n_pred, n_gold, "el"), **_prf(md_tp, n_pred, n_gold, "md")}
+
+
+@registry.scorers("spacy-beer2.el_scorer.v1")
+def make_el_scorer() -> Callable[..., Dict[str, float]]:
+    return score_el
