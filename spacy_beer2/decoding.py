@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Tuple
 
 import torch
+from torch.nn import functional as F
 
 
 @dataclass
@@ -32,7 +33,7 @@ def window_links(
         return []
     lp_start = start.log_softmax(-1)[..., 1:]
     lp_end = end.log_softmax(-1)[..., 1:]
-    lp_rank = rank.log_softmax(-1)
+    lp_rank = F.logsigmoid(rank)
     scores = lp_start.unsqueeze(3) + lp_end.unsqueeze(2) + lp_rank.view(W, C, 1, 1)  # (W, C, S, S)
     i = torch.arange(S1 - 1, device=start.device)
     band = (i.view(1, -1) >= i.view(-1, 1)) & (i.view(1, -1) - i.view(-1, 1) < max_span_length)

@@ -32,13 +32,15 @@ def span_loss(start: torch.Tensor, end: torch.Tensor, start_gold: torch.Tensor, 
     return (start_nll + end_nll)[cand_mask].mean()
 
 
-def rank_loss(rank: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
-    """-log of the rank probability mass on a window's gold candidates, over windows that have one."""
-    has_gold = gold.any(dim=1)
-    if not has_gold.any():
+def rank_loss(rank: torch.Tensor, gold: torch.Tensor, cand_mask: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of "is this candidate mentioned in the window" over the real candidates.
+
+    A sigmoid rather than EntQA's softmax over candidates: with several entities in one window a softmax splits
+    its mass between them, and every gold but the top one falls under the decoding threshold.
+    """
+    if not cand_mask.any():
         return rank.sum() * 0.0
-    lp = rank.log_softmax(-1)
-    return -torch.logsumexp(lp.masked_fill(~gold, float("-inf")), dim=-1)[has_gold].mean()
+    return F.binary_cross_entropy_with_logits(rank[cand_mask], gold[cand_mask].to(rank.dtype))
 
 
 def mention_loss(logits: torch.Tensor, gold: torch.Tensor, ignore: torch.Tensor) -> torch.Tensor:

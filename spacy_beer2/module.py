@@ -117,16 +117,15 @@ class Beer2Module(nn.Module):
         queries = batch.window_queries.detach().float().cpu().numpy()
         _, window_rows = table.index.search(queries, k)
         span_rows_by_window: List[List[numpy.ndarray]] = [[] for _ in batch.windows]
-        if settings.span_retrieval and settings.n_span_candidates > 0:
-            for d, (spans, sq) in enumerate(zip(batch.spans, batch.span_queries)):
-                if not len(spans):
-                    continue
-                _, rows = table.index.search(sq.detach().float().cpu().numpy(), settings.n_span_candidates)
-                for w, (wd, ws, we) in enumerate(batch.windows):
-                    if wd != d:
-                        continue
-                    inside = ((spans[:, 0] >= ws) & (spans[:, 1] < we)).nonzero().flatten().tolist()
-                    span_rows_by_window[w].extend(rows[i] for i in inside)
+        n_spans = sum(len(spans) for spans in batch.spans)
+        if settings.span_retrieval and settings.n_span_candidates > 0 and n_spans:
+            queries = torch.cat(batch.span_queries).detach().float().cpu().numpy()
+            _, span_rows = table.index.search(queries, settings.n_span_candidates)
+            spans = torch.cat(batch.spans).cpu()
+            span_doc = torch.cat([torch.full((len(s),), d) for d, s in enumerate(batch.spans)])
+            for w, (d, ws, we) in enumerate(batch.windows):
+                inside = ((span_doc == d) & (spans[:, 0] >= ws) & (spans[:, 1] < we)).nonzero().flatten().tolist()
+                span_rows_by_window[w].extend(span_rows[i] for i in inside)
         n_kb = len(table.index)
         candidates = []
         first_window = {}
@@ -190,7 +189,7 @@ class Beer2Module(nn.Module):
         scale = self.retriever.scale
         parts = {
             "reader_span": losses.span_loss(start, end, start_gold, end_gold, cand_mask),
-            "reader_rank": losses.rank_loss(rank, is_gold & cand_mask),
+            "reader_rank": losses.rank_loss(rank, is_gold, cand_mask),
             "retriever_window": losses.nce_loss(scale * batch.window_queries @ entity_vectors.T, window_pos),
         }
         span_losses, mention_losses = [], []

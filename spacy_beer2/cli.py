@@ -1,0 +1,192 @@
+"""Command line: ``python -m spacy_beer2 COMMAND`` (convert, evaluate, link, benchmark, set-kb)."""
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import typer
+from wasabi import msg
+
+app = typer.Typer(name="spacy_beer2", help="BEER2 end-to-end entity linking for spaCy", no_args_is_help=True,
+                  add_completion=False)
+
+
+def _load(model: Path, gpu_id: int):
+    import spacy
+
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    return spacy.load(model)
+
+
+def _linker(nlp):
+    from .pipeline import Beer2Linker
+
+    for _, proc in nlp.pipeline:
+        if isinstance(proc, Beer2Linker):
+            return proc
+    msg.fail("the pipeline has no beer2_linker", exits=1)
+
+
+def _gold_docs(nlp, data: Path, limit: int) -> List:
+    """Gold docs from a JSONL corpus or a .spacy DocBin."""
+    from spacy.tokens import DocBin
+
+    from .corpus import read_jsonl_docs
+
+    if data.suffix == ".spacy":
+        docs = list(DocBin().from_disk(data).get_docs(nlp.vocab))
+    else:
+        docs = list(read_jsonl_docs(data, nlp))
+    return docs[:limit] if limit else docs
+
+
+@app.command("convert")
+def convert_cli(
+    input_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL corpus"),
+    output_path: Path = typer.Argument(..., dir_okay=False, help="Output .spacy file"),
+    lang: str = typer.Option("en", help="Language of the tokenizer"),
+    kb: Optional[Path] = typer.Option(None, exists=True, help="KB: mentions of entities not in it become NIL"),
+) -> None:
+    """Convert a JSONL corpus into a DocBin with gold ents (kb_id set; NIL mentions kept as NIL)."""
+    import spacy
+
+    from .corpus import CorpusError, convert
+    from .kb import KBError, load_kb
+
+    try:
+        stats = convert(input_path, output_path, spacy.blank(lang), load_kb(kb) if kb else None)
+    except (CorpusError, KBError) as err:
+        msg.fail(str(err), exits=1)
+    msg.good(f"{stats.docs} docs, {stats.linked} linked and {stats.nil} NIL mentions -> {output_path}")
+    if stats.not_in_kb:
+        msg.info(f"{stats.not_in_kb} mentions of entities missing from the KB were made NIL")
+    if stats.realigned or stats.overlapping:
+        msg.warn(f"{stats.realigned} mentions widened to token boundaries, {stats.overlapping} overlapping dropped")
+
+
+def retriever_recall(docs, window_candidates) -> Dict[str, float]:
+    """Share of gold (window, entity) pairs whose entity is among the window's candidates."""
+    from .corpus import NIL
+    from .kb import normalize_id
+
+    found = total = 0
+    for doc, windows in zip(docs, window_candidates):
+        gold = [(e.start, e.end, normalize_id(e.kb_id_)) for e in doc.ents if e.kb_id_ and e.kb_id_ != NIL]
+        for start, end, ids in windows:
+            ids = {normalize_id(i) for i in ids}
+            for gs, ge, entity in gold:
+                if gs >= start and ge <= end:
+                    total += 1
+                    found += entity in ids
+    return {"retriever_recall": found / total if total else 0.0, "retriever_pairs": total}
+
+
+@app.command("evaluate")
+def evaluate_cli(
+    model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
+    data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Gold corpus (.jsonl or .spacy)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the metrics as JSON"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g"),
+    limit: int = typer.Option(0, help="Evaluate on the first N docs only"),
+    batch_size: int = typer.Option(16),
+) -> None:
+    """EL and MD precision/recall/F1, retriever Recall@K and speed on a gold corpus."""
+    from spacy.training import Example
+
+    nlp = _load(model, gpu_id)
+    linker = _linker(nlp)
+    gold = _gold_docs(nlp, data, limit)
+    start = time.perf_counter()
+    predicted = list(nlp.pipe((nlp.make_doc(doc.text) for doc in gold), batch_size=batch_size))
+    seconds = time.perf_counter() - start
+    scores = linker.score([Example(p, g) for p, g in zip(predicted, gold)])
+    candidates = []
+    for i in range(0, len(predicted), batch_size):
+        candidates.extend(linker.window_candidates(predicted[i : i + batch_size]))
+    words = sum(len(doc) for doc in gold)
+    metrics = {**scores, **retriever_recall(gold, candidates), "n_candidates": linker.cfg["n_candidates"],
+               "docs": len(gold), "words": words, "seconds": seconds, "words_per_second": words / seconds,
+               "data": str(data), "model": str(model)}
+    msg.table({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in metrics.items()})
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf8")
+        msg.good(f"metrics -> {output}")
+
+
+@app.command("link")
+def link_cli(
+    model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
+    text: Optional[str] = typer.Argument(None, help="Text to link (default: --file, or standard input)"),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", exists=True, help="A text file, one doc per line"),
+) -> None:
+    """Print the linked entities of a text, a file (one doc per line) or standard input."""
+    nlp = _load(model, -1)
+    if text is not None:
+        texts = [text]
+    else:
+        lines = file.read_text(encoding="utf8").splitlines() if file else sys.stdin.read().splitlines()
+        texts = [line for line in lines if line.strip()]
+    for doc in nlp.pipe(texts):
+        print(doc.text)
+        rows = [(ent.text, ent.label_, ent.kb_id_, f"{ent._.beer2_score:.3f}") for ent in doc.ents]
+        print(msg.table(rows, header=("mention", "label", "entity", "score")) if rows else "  (no entities)\n")
+
+
+@app.command("benchmark")
+def benchmark_cli(
+    model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
+    data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Corpus (.jsonl or .spacy)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the timings as JSON"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g"),
+    batch_size: int = typer.Option(16),
+) -> None:
+    """Whole-pipeline wall time from a cold start (load included), words/s and peak memory."""
+    import platform
+
+    import torch
+
+    start = time.perf_counter()
+    nlp = _load(model, gpu_id)
+    loaded = time.perf_counter()
+    texts = [doc.text for doc in _gold_docs(nlp, data, 0)]
+    words = sum(len(nlp.make_doc(t)) for t in texts)
+    begin = time.perf_counter()
+    for _ in nlp.pipe(texts, batch_size=batch_size):
+        pass
+    end = time.perf_counter()
+    metrics = {
+        "docs": len(texts), "words": words, "load_seconds": loaded - start, "pipe_seconds": end - begin,
+        "total_seconds": end - start, "words_per_second": words / (end - begin),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        + (f", GPU {torch.cuda.get_device_name(0)}" if gpu_id >= 0 else ", CPU only"),
+        "data": str(data), "model": str(model),
+    }
+    msg.table({k: f"{v:.2f}" if isinstance(v, float) else v for k, v in metrics.items()})
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf8")
+
+
+@app.command("set-kb")
+def set_kb_cli(
+    model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
+    kb: Path = typer.Argument(..., exists=True, dir_okay=False, help="New KB (JSONL or title list)"),
+    output: Path = typer.Argument(..., help="Where to write the pipeline with the new KB"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g"),
+) -> None:
+    """Swap the KB of a trained pipeline: encode it with the trained entity encoder, re-index, save."""
+    from .kb import KBError
+
+    nlp = _load(model, gpu_id)
+    try:
+        _linker(nlp).set_kb(kb)
+    except KBError as err:
+        msg.fail(str(err), exits=1)
+    nlp.to_disk(output)
+    msg.good(f"{len(_linker(nlp).kb)} entities -> {output}")

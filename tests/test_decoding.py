@@ -1,0 +1,51 @@
+import torch
+
+from spacy_beer2.decoding import Link, resolve, window_links
+
+NEG = -1e4
+
+
+def logits(hot, size):
+    """Logits putting (almost) all mass on position ``hot`` (0 = no answer)."""
+    out = torch.full((size,), NEG)
+    out[hot] = 10.0
+    return out
+
+
+def test_window_links_finds_the_span_of_each_confident_candidate():
+    # one window of 5 tokens at document offset 10, two candidates (rows 7 and 3) and one padding slot
+    start = torch.stack([logits(2, 6), logits(0, 6), logits(0, 6)]).unsqueeze(0)
+    end = torch.stack([logits(3, 6), logits(0, 6), logits(0, 6)]).unsqueeze(0)
+    rank = torch.tensor([[5.0, 0.0, NEG]])
+    rows = torch.tensor([[7, 3, -1]])
+    links = window_links(start, end, rank, rows, torch.tensor([10]), max_span_length=3, threshold=0.5,
+                         n_alternatives=2)
+    assert len(links) == 1
+    w, link = links[0]
+    assert (w, link.start, link.end, link.row) == (0, 11, 13, 7)  # tokens 1..2 of the window = doc 11..12
+    assert 0.9 < link.score <= 1.0
+    assert [row for row, _ in link.alternatives] == [7, 3]
+
+
+def test_window_links_respects_max_span_length_and_threshold():
+    start = logits(1, 6).view(1, 1, 6)
+    end = logits(5, 6).view(1, 1, 6)  # a 5-token span
+    args = (torch.zeros((1, 1)), torch.tensor([[0]]), torch.tensor([0]))
+    assert window_links(start, end, *args, max_span_length=4, threshold=0.01, n_alternatives=0) == []
+    assert len(window_links(start, end, *args, max_span_length=5, threshold=0.01, n_alternatives=0)) == 1
+    # two equally ranked candidates: each has p_rank = 0.5, under a 0.6 threshold
+    two = (start.expand(1, 2, 6), end.expand(1, 2, 6), torch.zeros((1, 2)), torch.tensor([[0, 1]]), torch.tensor([0]))
+    assert len(window_links(*two, max_span_length=5, threshold=0.4, n_alternatives=0)) == 2
+    assert window_links(*two, max_span_length=5, threshold=0.6, n_alternatives=0) == []
+
+
+def test_resolve_keeps_best_per_span_then_non_overlapping_by_score():
+    links = [
+        Link(0, 2, 1, 0.4), Link(0, 2, 2, 0.6),  # same span from two windows: the better entity wins
+        Link(1, 3, 5, 0.5),  # overlaps the 0.6 span: dropped although longer spans are not preferred
+        Link(1, 2, 6, 0.3),  # overlaps too
+        Link(4, 5, 7, 0.2),
+    ]
+    assert [(lk.start, lk.end, lk.row) for lk in resolve(links)] == [(0, 2, 2), (4, 5, 7)]
+    # by score, not by length: a short confident span beats a long weak one
+    assert [(lk.start, lk.end) for lk in resolve([Link(0, 4, 1, 0.2), Link(2, 3, 2, 0.9)])] == [(2, 3)]

@@ -1,0 +1,72 @@
+import gzip
+
+import pytest
+
+from spacy_beer2.kb import Entity, KBError, KnowledgeBase, load_kb, normalize_id
+
+
+def write(path, text):
+    path.write_text(text, encoding="utf8")
+    return path
+
+
+def test_load_jsonl(kb_path):
+    kb = load_kb(kb_path)
+    assert len(kb) == 8
+    assert kb.row("Chicago Bulls") == 4
+    assert kb[4].type == "ORG"
+    assert kb[4].text() == "Chicago Bulls ; Bulls , Chicago ; basketball team from chicago"
+
+
+def test_optional_fields_default(tmp_path):
+    kb = load_kb(write(tmp_path / "kb.jsonl", '{"id": "A", "name": "Alpha"}\n\n{"id": "B", "name": "Beta"}\n'))
+    assert [e.id for e in kb] == ["A", "B"]
+    assert kb[0] == Entity("A", "Alpha", "", [], 0.0, None)
+    assert kb[0].text() == "Alpha"
+
+
+def test_title_list_gz(tmp_path):
+    path = tmp_path / "titles.txt.gz"
+    with gzip.open(path, "wt", encoding="utf8") as f:
+        f.write("paris\nparis hilton\n\nparis\n")
+    kb = load_kb(path)
+    assert kb.ids == ["paris", "paris hilton"]  # repeated titles are one entity
+
+
+def test_id_matching_is_case_and_accent_insensitive():
+    kb = KnowledgeBase([Entity("José Mourinho", "José Mourinho")])
+    assert kb.row("José Mourinho") == 0
+    assert kb.row("jose_mourinho") == 0
+    assert kb.row("Mourinho") is None
+    assert normalize_id("Åland_Islands") == normalize_id("aland  islands") == "aland islands"
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ('{"id": "A", "name": "Alpha"}\n{"id": "B"\n', "kb.jsonl:2: invalid JSON"),
+        ('{"id": "A", "name": "Alpha"}\n{"name": "Beta"}\n', "kb.jsonl:2: field 'id' must be a non-empty string"),
+        ('{"id": "A", "name": ""}\n', "kb.jsonl:1: field 'name'"),
+        ('{"id": "A", "name": "A", "aliases": "x"}\n', "kb.jsonl:1: field 'aliases' must be a list of strings"),
+        ('{"id": "A", "name": "A", "popularity": "high"}\n', "kb.jsonl:1: field 'popularity' must be a number"),
+        ('[1, 2]\n', "kb.jsonl:1: expected a JSON object"),
+        ('{"id": "A", "name": "A"}\n\n{"id": "A", "name": "B"}\n', "kb.jsonl:3: duplicate entity id 'A' (first on line 1)"),
+        ("", "the KB is empty"),
+    ],
+)
+def test_bad_kb_lines_name_file_and_line(tmp_path, content, message):
+    with pytest.raises(KBError) as err:
+        load_kb(write(tmp_path / "kb.jsonl", content))
+    assert message in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(KBError, match="no such KB file"):
+        load_kb(tmp_path / "nope.jsonl")
+
+
+def test_round_trip(tmp_path, kb_path):
+    kb = load_kb(kb_path)
+    kb.to_disk(tmp_path / "copy.jsonl")
+    again = load_kb(tmp_path / "copy.jsonl")
+    assert again.to_jsonl() == kb.to_jsonl()
