@@ -121,24 +121,25 @@ TINY_OVERRIDES = {
 }
 
 
-@pytest.fixture
-def make_nlp(tiny_bert, kb_path, corpus_path):
-    """Build and initialize a tiny transformer + beer2_linker pipeline from configs/beer2.cfg."""
+def build_nlp(tiny_bert: Path, kb_path: Path, corpus_path: Path, **overrides):
+    """A tiny transformer + beer2_linker pipeline from configs/beer2.cfg, initialized on the synthetic corpus."""
     import spacy
     from spacy.training import Example
     from thinc.api import fix_random_seed
 
     from spacy_beer2.corpus import read_jsonl_docs
 
-    def make(**overrides):
-        fix_random_seed(0)
-        random.seed(0)
-        settings = {**TINY_OVERRIDES, "paths.transformer": str(tiny_bert), "paths.kb": str(kb_path), **overrides}
-        config = spacy.util.load_config(CONFIG, overrides=settings, interpolate=True)
-        nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
-        gold = list(read_jsonl_docs(corpus_path, nlp))
-        examples = [Example(nlp.make_doc(doc.text), doc) for doc in gold]
-        optimizer = nlp.initialize(lambda: examples)
-        return nlp, examples, optimizer
+    fix_random_seed(0)
+    random.seed(0)
+    settings = {**TINY_OVERRIDES, "paths.transformer": str(tiny_bert), "paths.kb": str(kb_path), **overrides}
+    config = spacy.util.load_config(CONFIG, overrides=settings, interpolate=True)
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    gold = list(read_jsonl_docs(corpus_path, nlp))
+    examples = [Example(nlp.make_doc(doc.text), doc) for doc in gold]
+    optimizer = nlp.initialize(lambda: examples)
+    return nlp, examples, optimizer
 
-    return make
+
+@pytest.fixture
+def make_nlp(tiny_bert, kb_path, corpus_path):
+    return lambda **overrides: build_nlp(tiny_bert, kb_path, corpus_path, **overrides)
