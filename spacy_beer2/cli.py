@@ -22,13 +22,15 @@ def _load(model: Path, gpu_id: int):
     return spacy.load(model)
 
 
-def _linker(nlp):
+def _linker(nlp, required: bool = True):
     from .pipeline import Beer2Linker
 
     for _, proc in nlp.pipeline:
         if isinstance(proc, Beer2Linker):
             return proc
-    msg.fail("the pipeline has no beer2_linker", exits=1)
+    if required:
+        msg.fail("the pipeline has no beer2_linker", exits=1)
+    return None
 
 
 def _gold_docs(nlp, data: Path, limit: int) -> List:
@@ -94,23 +96,30 @@ def evaluate_cli(
     limit: int = typer.Option(0, help="Evaluate on the first N docs only"),
     batch_size: int = typer.Option(16),
 ) -> None:
-    """EL and MD precision/recall/F1, retriever Recall@K and speed on a gold corpus."""
+    """EL and MD precision/recall/F1, retriever Recall@K and speed on a gold corpus.
+
+    Any pipeline that sets ents with kb_ids can be scored (e.g. the spaCy baseline); retriever recall needs a
+    beer2_linker.
+    """
     from spacy.training import Example
 
+    from .scoring import score_el
+
     nlp = _load(model, gpu_id)
-    linker = _linker(nlp)
+    linker = _linker(nlp, required=False)
     gold = _gold_docs(nlp, data, limit)
     start = time.perf_counter()
     predicted = list(nlp.pipe((nlp.make_doc(doc.text) for doc in gold), batch_size=batch_size))
     seconds = time.perf_counter() - start
-    scores = linker.score([Example(p, g) for p, g in zip(predicted, gold)])
-    candidates = []
-    for i in range(0, len(predicted), batch_size):
-        candidates.extend(linker.window_candidates(predicted[i : i + batch_size]))
     words = sum(len(doc) for doc in gold)
-    metrics = {**scores, **retriever_recall(gold, candidates), "n_candidates": linker.cfg["n_candidates"],
-               "docs": len(gold), "words": words, "seconds": seconds, "words_per_second": words / seconds,
-               "data": str(data), "model": str(model)}
+    metrics = score_el([Example(p, g) for p, g in zip(predicted, gold)])
+    if linker is not None:
+        candidates = []
+        for i in range(0, len(predicted), batch_size):
+            candidates.extend(linker.window_candidates(predicted[i : i + batch_size]))
+        metrics.update(retriever_recall(gold, candidates), n_candidates=linker.cfg["n_candidates"])
+    metrics.update(docs=len(gold), words=words, seconds=seconds, words_per_second=words / seconds,
+                   data=str(data), model=str(model))
     msg.table({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in metrics.items()})
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)

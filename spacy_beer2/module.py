@@ -29,7 +29,7 @@ Gold = List[Tuple[int, int, int]]
 
 @dataclass
 class RetrievalSettings:
-    n_candidates: int = 100  # window query top-K at prediction time
+    n_candidates: int = 100  # reader candidates per window at prediction time (window + span queries, merged)
     n_train_candidates: int = 64  # reader candidates per window in training (golds forced in)
     n_span_candidates: int = 8  # top-K of each span query, added to its windows
     n_random_negatives: int = 4  # per window, in training
@@ -140,7 +140,7 @@ class Beer2Module(nn.Module):
                 randoms = random.sample(range(n_kb), min(settings.n_random_negatives, n_kb))
                 candidates.append(merge_candidates(retrieved, span_rows, forced, k, randoms))
             else:
-                candidates.append(merge_candidates(retrieved, span_rows, (), None))
+                candidates.append(merge_candidates(retrieved, span_rows, (), k))
         width = max((len(c) for c in candidates), default=0)
         table_rows = torch.full((len(candidates), width), -1, dtype=torch.long)
         for w, rows in enumerate(candidates):

@@ -1,0 +1,64 @@
+import json
+import subprocess
+import sys
+
+import srsly
+from typer.testing import CliRunner
+
+from spacy_beer2.cli import app, retriever_recall
+
+runner = CliRunner()
+
+
+def test_convert_cli(tmp_path, corpus_path, kb_path):
+    out = tmp_path / "train.spacy"
+    result = runner.invoke(app, ["convert", str(corpus_path), str(out), "--kb", str(kb_path)])
+    assert result.exit_code == 0, result.output
+    assert out.exists() and "6 docs, 13 linked and 0 NIL" in " ".join(result.output.split())
+
+
+def test_convert_cli_reports_bad_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"text": "x", "mentions": [{"start": 0, "end": 5}]}\n', encoding="utf8")
+    result = runner.invoke(app, ["convert", str(bad), str(tmp_path / "o.spacy")])
+    assert result.exit_code == 1
+    assert "bad.jsonl:2: mention 0 has bad offsets" in " ".join(result.output.split())
+
+
+def test_python_m_entry():
+    result = subprocess.run([sys.executable, "-m", "spacy_beer2", "--help"], capture_output=True, text=True, check=True)
+    for command in ("convert", "evaluate", "link", "benchmark", "set-kb"):
+        assert command in result.stdout
+
+
+def test_retriever_recall_counts_gold_window_pairs():
+    import spacy
+    from spacy.tokens import Span
+
+    doc = spacy.blank("en")("a b c d e f")
+    doc.ents = [Span(doc, 0, 1, label="E", kb_id="A"), Span(doc, 4, 6, label="E", kb_id="B"),
+                Span(doc, 2, 3, label="NIL", kb_id="NIL")]
+    windows = [(0, 4, ["a", "x"]), (2, 6, ["C"])]  # A found in window 1 (ids compared case-insensitively); B missed
+    assert retriever_recall([doc], [windows]) == {"retriever_recall": 0.5, "retriever_pairs": 2}
+
+
+def test_evaluate_link_and_set_kb_on_a_trained_pipeline(tmp_path, corpus_path, kb_path, tiny_bert):
+    from conftest import build_nlp
+
+    nlp, examples, optimizer = build_nlp(tiny_bert, kb_path, corpus_path)
+    for _ in range(40):
+        nlp.update(examples, sgd=optimizer)
+    model = tmp_path / "model"
+    nlp.to_disk(model)
+    metrics = tmp_path / "metrics.json"
+    result = runner.invoke(app, ["evaluate", str(model), str(corpus_path), "--output", str(metrics)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(metrics.read_text())
+    assert data["docs"] == 6 and 0.0 <= data["el_f"] <= 1.0 and 0.0 < data["retriever_recall"] <= 1.0
+    result = runner.invoke(app, ["link", str(model), "Jordan scored for the Bulls last night ."])
+    assert result.exit_code == 0 and "Jordan scored" in result.output
+    records = [r for r in srsly.read_jsonl(kb_path)] + [{"id": "Bulls (band)", "name": "Bulls"}]
+    srsly.write_jsonl(tmp_path / "kb2.jsonl", records)
+    result = runner.invoke(app, ["set-kb", str(model), str(tmp_path / "kb2.jsonl"), str(tmp_path / "model2")])
+    assert result.exit_code == 0, result.output
+    assert len(list(srsly.read_jsonl(tmp_path / "model2" / "beer2_linker" / "kb"))) == 9
