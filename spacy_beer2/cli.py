@@ -127,6 +127,47 @@ def evaluate_cli(
         msg.good(f"metrics -> {output}")
 
 
+@app.command("tune-threshold")
+def tune_threshold_cli(
+    model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
+    data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Development corpus (.jsonl or .spacy)"),
+    thresholds: str = typer.Option("0.02,0.05,0.1,0.15,0.2,0.3,0.4,0.5", help="Comma-separated values to try"),
+    save: bool = typer.Option(False, "--save", help="Store the best threshold in the pipeline's config"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g"),
+    batch_size: int = typer.Option(16),
+) -> None:
+    """Pick the decoding threshold with the best EL F1 on a development set (the transformer runs once)."""
+    from spacy.training import Example
+
+    from .decoding import resolve
+    from .scoring import score_el
+
+    nlp = _load(model, gpu_id)
+    linker = _linker(nlp)
+    values = sorted(float(t) for t in thresholds.split(","))
+    gold = _gold_docs(nlp, data, 0)
+    docs = list(nlp.pipe((nlp.make_doc(d.text) for d in gold), batch_size=batch_size, disable=[linker.name]))
+    found = []
+    for i in range(0, len(docs), batch_size):
+        found.extend(linker.candidate_links(docs[i : i + batch_size], values[0]))
+    rows = []
+    for t in values:
+        for doc in docs:
+            doc.ents = []
+        linker.set_annotations(docs, [resolve(lk for lk in links if lk.score > t) for links in found])
+        scores = score_el([Example(d, g) for d, g in zip(docs, gold)])
+        rows.append((t, scores["el_p"], scores["el_r"], scores["el_f"], scores["md_f"]))
+    msg.table([tuple(f"{v:.4f}" for v in row) for row in rows], header=("threshold", "el_p", "el_r", "el_f", "md_f"))
+    best = max(rows, key=lambda row: row[3])[0]
+    msg.good(f"best threshold on {data.name}: {best}")
+    if save:
+        cfg_path = model / linker.name / "cfg"
+        cfg = json.loads(cfg_path.read_text(encoding="utf8"))
+        cfg["threshold"] = best
+        cfg_path.write_text(json.dumps(cfg, indent=2), encoding="utf8")
+        msg.good(f"saved threshold {best} in {cfg_path}")
+
+
 @app.command("link")
 def link_cli(
     model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),

@@ -42,9 +42,10 @@ class EntityEncoder:
         vectors = numpy.zeros((len(texts), self.width), dtype="float32")
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         device = next(self.transformer.parameters()).device
-        batches = range(0, len(order), batch_size)
+        batches = tqdm(range(0, len(order), batch_size), desc="Encoding entities", unit="batch", mininterval=5.0,
+                       disable=not progress or len(order) <= batch_size)
         with torch.no_grad():
-            for start in tqdm(batches, desc="Encoding entities", unit="batch", disable=not progress or len(batches) < 2):
+            for start in batches:
                 rows = order[start : start + batch_size]
                 enc = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
                                      max_length=self.max_length, return_tensors="pt").to(device)

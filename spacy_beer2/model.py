@@ -11,7 +11,7 @@ width when loading), since it depends on the transformer picked in the config.
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -115,7 +115,3 @@ def make_windows(n_tokens: int, size: int, stride: int) -> List[Tuple[int, int]]
     starts = list(range(0, n_tokens - size, stride)) + [n_tokens - size]
     return [(s, s + size) for s in starts]
 
-
-def make_gold(spans: List[Tuple[int, int, Optional[int]]]) -> List[Tuple[int, int, int]]:
-    """(start, end-inclusive, KB row or -1) from (start, end-exclusive, row or None) token spans."""
-    return [(s, e - 1, -1 if row is None else row) for s, e, row in spans]

@@ -6,7 +6,6 @@ and writes ``doc.ents`` with ``kb_id_``. See ``module.py`` for the data flows an
 """
 
 import io
-from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
@@ -236,8 +235,7 @@ class Beer2Linker(TrainablePipe):
                 if name == self.name:
                     break
                 docs = list(proc.pipe(docs))
-        module = get_module(self.model)
-        settings = self._settings(training=False)
+        settings = self._settings()
         settings.n_candidates = self.cfg["n_train_candidates"]
         for first in range(0, len(docs), 16):
             chunk = docs[first : first + 16]
@@ -248,7 +246,6 @@ class Beer2Linker(TrainablePipe):
                 rows = batch.candidates[offset : offset + n].tolist()
                 self._fixed_candidates[doc.text] = [[r for r in row if r >= 0] for row in rows]
                 offset += n
-        module.train()
 
     # -- the index -------------------------------------------------------------------------------------------------
     def refresh_index(self) -> None:
@@ -283,7 +280,7 @@ class Beer2Linker(TrainablePipe):
                                       torch.as_tensor(popularity, device=device), self.index)
         return self._table
 
-    def _settings(self, training: bool):
+    def _settings(self):
         from .module import RetrievalSettings
 
         cfg = self.cfg
@@ -319,7 +316,7 @@ class Beer2Linker(TrainablePipe):
         set_dropout_rate(self.model, drop)
         states, backprop = self.model.begin_update(docs)
         table = self._entity_table()
-        settings = self._settings(training=True)
+        settings = self._settings()
         batch = module.prepare(states.tensors, settings, golds)
         fixed = [self._fixed_candidates.get(doc.text) for doc in docs] if self._fixed_candidates else None
         module.retrieve(batch, table, settings, golds, fixed)
@@ -370,6 +367,10 @@ class Beer2Linker(TrainablePipe):
 
     def predict(self, docs: Iterable[Doc]) -> List[List[Link]]:
         """The non-overlapping links of each doc."""
+        return [resolve(links) for links in self.candidate_links(docs, self.cfg["threshold"])]
+
+    def candidate_links(self, docs: Iterable[Doc], threshold: float) -> List[List[Link]]:
+        """Every (span, entity) of each doc scoring above ``threshold``, before overlaps are resolved."""
         import torch
 
         docs = list(docs)
@@ -378,10 +379,8 @@ class Beer2Linker(TrainablePipe):
         if self._updates_since_refresh is not None:
             self.refresh_index()
         with torch.no_grad():
-            batch = self._retrieve(docs, self._settings(training=False))
-            found = get_module(self.model).links(batch, self._entity_table(), self.cfg["threshold"],
-                                                 self.cfg["n_alternatives"])
-        return [resolve(links) for links in found]
+            batch = self._retrieve(docs, self._settings())
+            return get_module(self.model).links(batch, self._entity_table(), threshold, self.cfg["n_alternatives"])
 
     def window_candidates(self, docs: Iterable[Doc]) -> List[List[Tuple[int, int, List[str]]]]:
         """(start, end, candidate ids) of every window: what the reader sees, for retriever recall."""
@@ -389,7 +388,7 @@ class Beer2Linker(TrainablePipe):
 
         docs = list(docs)
         with torch.no_grad():
-            batch = self._retrieve(docs, self._settings(training=False))
+            batch = self._retrieve(docs, self._settings())
         out: List[List[Tuple[int, int, List[str]]]] = [[] for _ in docs]
         for (d, s, e), rows in zip(batch.windows, batch.candidates.tolist()):
             out[d].append((s, e, [self.kb[r].id for r in rows if r >= 0]))

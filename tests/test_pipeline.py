@@ -7,7 +7,6 @@ import pytest
 import spacy
 import srsly
 from spacy.tokens import Span
-from spacy.training import Example
 
 from spacy_beer2.kb import KBError
 from spacy_beer2.pipeline import Beer2Linker
