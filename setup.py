@@ -33,7 +33,8 @@ setup(
         "spacy_factories": ["beer2_linker = spacy_beer2.pipeline:make_beer2_linker"],
         "spacy_architectures": ["spacy-beer2.Beer2Model.v1 = spacy_beer2.model:build_beer2_model"],
         "spacy_scorers": ["spacy-beer2.el_scorer.v1 = spacy_beer2.scoring:make_el_scorer"],
-        "spacy_misc": ["spacy-beer2.transformer_path.v1 = spacy_beer2.util:make_transformer_path"],
+        "spacy_misc": ["spacy-beer2.transformer_path.v1 = spacy_beer2.util:make_transformer_path",
+                       "spacy-beer2.BaselineKB.v1 = spacy_beer2.baseline:make_baseline_kb"],
         "spacy_readers": ["spacy-beer2.JsonlCorpus.v1 = spacy_beer2.corpus:create_jsonl_corpus"],
     },
 )

@@ -1,0 +1,130 @@
+"""The spaCy baseline: the KB loader over our KB file and configs/baseline.cfg end to end, on tiny fixtures."""
+
+import math
+import os
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import Span
+from spacy.training import Example
+from spacy.vocab import Vocab
+from thinc.api import fix_random_seed
+
+from spacy_beer2.baseline import alias_priors, make_baseline_kb
+from spacy_beer2.corpus import read_jsonl_docs
+from spacy_beer2.scoring import score_el
+
+from conftest import KB_RECORDS
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+CONFIG = Path(__file__).parent.parent / "configs" / "baseline.cfg"
+SMALL_WINDOWS = {
+    "components.transformer.model.get_spans.window": 32,
+    "components.transformer.model.get_spans.stride": 24,
+    "components.entity_linker.model.tok2vec.get_spans.window": 32,
+    "components.entity_linker.model.tok2vec.get_spans.stride": 24,
+}
+
+
+@pytest.fixture(scope="module")
+def lookup_kb(tiny_bert, kb_path):
+    return make_baseline_kb(str(kb_path), str(tiny_bert), batch_size=4)(Vocab())
+
+
+@pytest.fixture(scope="module")
+def baseline(tiny_bert, kb_path, corpus_path):
+    """configs/baseline.cfg with the tiny BERT, initialized and trained for a few steps on the synthetic corpus."""
+    fix_random_seed(0)
+    overrides = {**SMALL_WINDOWS, "paths.transformer": str(tiny_bert), "paths.kb": str(kb_path)}
+    config = spacy.util.load_config(CONFIG, overrides=overrides, interpolate=True)
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    gold = list(read_jsonl_docs(corpus_path, nlp))
+    examples = [Example(nlp.make_doc(doc.text), doc) for doc in gold]
+    optimizer = nlp.initialize(lambda: examples)
+    history = []
+    for _ in range(3):
+        losses = {}
+        nlp.update(examples, sgd=optimizer, losses=losses, annotates=config["training"]["annotating_components"])
+        history.append(losses)
+    return nlp, examples, history
+
+
+def test_kb_entities_and_vectors(lookup_kb):
+    assert lookup_kb.get_size_entities() == len(KB_RECORDS)
+    assert lookup_kb.entity_vector_length == 32
+    for rec in KB_RECORDS:
+        assert lookup_kb.contains_entity(rec["id"])
+        assert numpy.linalg.norm(lookup_kb.get_vector(rec["id"])) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_kb_aliases_are_names_and_aliases(lookup_kb):
+    expected = {a for rec in KB_RECORDS for a in [rec["name"], *rec["aliases"]]}
+    assert set(lookup_kb.get_alias_strings()) == expected
+    assert not lookup_kb.get_alias_candidates("jordan")  # case-sensitive, as in the KB
+
+
+def test_kb_priors_follow_popularity(lookup_kb):
+    cands = {c.entity_: c.prior_prob for c in lookup_kb.get_alias_candidates("Jordan")}
+    assert set(cands) == {"Jordan", "Michael Jordan"}
+    assert cands["Michael Jordan"] > cands["Jordan"]
+    assert cands["Michael Jordan"] / cands["Jordan"] == pytest.approx(math.exp(5.5 - 5.0), rel=1e-4)
+    assert sum(cands.values()) <= 1.0
+    paris = {c.entity_: c.prior_prob for c in lookup_kb.get_alias_candidates("Paris")}
+    assert set(paris) == {"Paris", "Paris Hilton"} and paris["Paris"] > paris["Paris Hilton"]
+    assert [(c.entity_, round(c.prior_prob, 4)) for c in lookup_kb.get_alias_candidates("Amman")] == [("Amman", 1.0)]
+
+
+def test_alias_priors_stable_and_at_most_one():
+    priors = alias_priors(numpy.asarray([1000.0, 1000.0, 999.0]))
+    assert numpy.isfinite(priors).all() and priors.sum() <= 1.0
+    assert priors[0] == pytest.approx(priors[1]) and priors[0] > priors[2]
+
+
+def test_config_trains(baseline):
+    nlp, _, history = baseline
+    assert nlp.pipe_names == ["transformer", "sentencizer", "ner", "entity_linker"]
+    for losses in history:
+        assert set(losses) >= {"transformer", "ner", "entity_linker"}
+        assert all(math.isfinite(float(v)) for v in losses.values())
+    assert history[-1]["entity_linker"] > 0.0
+
+
+def test_evaluate_is_end_to_end(baseline):
+    """el_* must score what the pipeline predicts, not the entity_linker re-run on gold mentions."""
+    nlp, examples, _ = baseline
+    scores = nlp.evaluate(examples)
+    assert {"el_f", "el_p", "el_r", "md_f", "nel_micro_f", "ents_f"} <= set(scores)
+    predicted = list(nlp.pipe(eg.reference.text for eg in examples))
+    end_to_end = score_el([Example(doc, eg.reference) for doc, eg in zip(predicted, examples)])
+    for key, value in end_to_end.items():
+        assert scores[key] == pytest.approx(value)
+
+
+def test_linker_sees_context_in_sentence_copies_and_survives_disk(baseline, tmp_path):
+    """EntityLinker.predict encodes doc[...].as_doc() copies: the inline transformer must see them (a listener
+    would give every copy the same encoding), and the saved pipeline must link as the trained one does."""
+    nlp, examples, _ = baseline
+    linker = nlp.get_pipe("entity_linker")
+    copies = []
+    for eg in examples[:2]:
+        doc = nlp.make_doc(eg.reference.text)
+        doc.ents = [Span(doc, 0, 1, label="ENTITY")]
+        copies.append(doc[:].as_doc())
+    encodings = linker.model.predict(copies)
+    assert not numpy.allclose(encodings[0], encodings[1])
+
+    nlp.to_disk(tmp_path / "baseline")
+    loaded = spacy.load(tmp_path / "baseline")
+    assert loaded.get_pipe("entity_linker").kb.get_size_aliases() == linker.kb.get_size_aliases()
+
+    def link(pipeline, eg):
+        doc = pipeline.get_pipe("sentencizer")(pipeline.make_doc(eg.reference.text))
+        doc.ents = [doc.char_span(e.start_char, e.end_char, label=e.label_) for e in eg.reference.ents]
+        return [e.kb_id_ for e in pipeline.get_pipe("entity_linker")(doc).ents]
+
+    for eg in examples:
+        assert link(loaded, eg) == link(nlp, eg)
+    assert any(link(nlp, eg) for eg in examples)
