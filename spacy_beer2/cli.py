@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import typer
-from wasabi import msg
+from wasabi import msg, table
 
 app = typer.Typer(name="spacy_beer2", help="BEER2 end-to-end entity linking for spaCy", no_args_is_help=True,
                   add_completion=False)
@@ -184,7 +184,7 @@ def link_cli(
     for doc in nlp.pipe(texts):
         print(doc.text)
         rows = [(ent.text, ent.label_, ent.kb_id_, f"{ent._.beer2_score:.3f}") for ent in doc.ents]
-        print(msg.table(rows, header=("mention", "label", "entity", "score")) if rows else "  (no entities)\n")
+        print(table(rows, header=("mention", "label", "entity", "score")) if rows else "  (no entities)\n")
 
 
 @app.command("benchmark")

