@@ -131,8 +131,9 @@ def evaluate_cli(
 def tune_threshold_cli(
     model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
     data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Development corpus (.jsonl or .spacy)"),
-    thresholds: str = typer.Option("0.02,0.05,0.1,0.15,0.2,0.3,0.4,0.5", help="Comma-separated values to try"),
+    thresholds: str = typer.Option("0.005,0.01,0.02,0.03,0.05,0.1,0.15,0.2,0.3,0.5", help="Comma-separated values"),
     save: bool = typer.Option(False, "--save", help="Store the best threshold in the pipeline's config"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores per threshold as JSON"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g"),
     batch_size: int = typer.Option(16),
 ) -> None:
@@ -160,6 +161,11 @@ def tune_threshold_cli(
     msg.table([tuple(f"{v:.4f}" for v in row) for row in rows], header=("threshold", "el_p", "el_r", "el_f", "md_f"))
     best = max(rows, key=lambda row: row[3])[0]
     msg.good(f"best threshold on {data.name}: {best}")
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        scores = [dict(zip(("threshold", "el_p", "el_r", "el_f", "md_f"), row)) for row in rows]
+        output.write_text(json.dumps({"data": str(data), "best": best, "scores": scores}, indent=2) + "\n",
+                          encoding="utf8")
     if save:
         cfg_path = model / linker.name / "cfg"
         cfg = json.loads(cfg_path.read_text(encoding="utf8"))

@@ -55,9 +55,12 @@ def test_evaluate_link_and_set_kb_on_a_trained_pipeline(tmp_path, corpus_path, k
     assert result.exit_code == 0, result.output
     data = json.loads(metrics.read_text())
     assert data["docs"] == 6 and 0.0 <= data["el_f"] <= 1.0 and 0.0 < data["retriever_recall"] <= 1.0
-    result = runner.invoke(app, ["tune-threshold", str(model), str(corpus_path), "--thresholds", "0.3,0.9999", "--save"])
+    tuned = tmp_path / "threshold.json"
+    args = ["tune-threshold", str(model), str(corpus_path), "--thresholds", "0.3,0.9999", "--save", "-o", str(tuned)]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert json.loads((model / "beer2_linker" / "cfg").read_text())["threshold"] == 0.3  # 0.9999 links ~nothing
+    assert [row["threshold"] for row in json.loads(tuned.read_text())["scores"]] == [0.3, 0.9999]
     result = runner.invoke(app, ["link", str(model), "Jordan scored for the Bulls last night ."])
     assert result.exit_code == 0 and "Jordan scored" in result.output
     records = [r for r in srsly.read_jsonl(kb_path)] + [{"id": "Bulls (band)", "name": "Bulls"}]

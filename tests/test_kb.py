@@ -50,7 +50,10 @@ def test_id_matching_is_case_and_accent_insensitive():
         ('{"id": "A", "name": "A", "aliases": "x"}\n', "kb.jsonl:1: field 'aliases' must be a list of strings"),
         ('{"id": "A", "name": "A", "popularity": "high"}\n', "kb.jsonl:1: field 'popularity' must be a number"),
         ('[1, 2]\n', "kb.jsonl:1: expected a JSON object"),
-        ('{"id": "A", "name": "A"}\n\n{"id": "A", "name": "B"}\n', "kb.jsonl:3: duplicate entity id 'A' (first on line 1)"),
+        (
+            '{"id": "A", "name": "A"}\n\n{"id": "A", "name": "B"}\n',
+            "kb.jsonl:3: duplicate entity id 'A' (first on line 1)",
+        ),
         ("", "the KB is empty"),
     ],
 )

@@ -116,7 +116,8 @@ def test_keep_existing_ents(trained):
         doc = linker(doc)
     finally:
         linker.cfg["overwrite_ents"] = True
-    assert [(e.text, e.label_, e.kb_id_) for e in doc.ents] == [("Jordan", "PERSON", ""), ("Bulls", "ORG", "Chicago Bulls")]
+    expected = [("Jordan", "PERSON", ""), ("Bulls", "ORG", "Chicago Bulls")]
+    assert [(e.text, e.label_, e.kb_id_) for e in doc.ents] == expected
 
 
 def test_swap_kb_without_retraining(trained, tmp_path):
