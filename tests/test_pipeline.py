@@ -162,3 +162,24 @@ def test_uninitialized_component_errors():
     assert isinstance(linker, Beer2Linker)
     with pytest.raises(ValueError, match="not initialized"):
         linker.predict([nlp("text")])
+
+
+def test_resume_config_continues_training_a_saved_pipeline(trained, tmp_path, corpus_path):
+    """configs/beer2_resume.cfg sources transformer + beer2_linker (KB included) and trains on with spacy train."""
+    from pathlib import Path
+
+    from spacy_beer2.corpus import convert
+
+    _, _, _, path = trained
+    data = tmp_path / "train.spacy"
+    convert(corpus_path, data, spacy.blank("en"), None)
+    config = Path(__file__).parent.parent / "configs" / "beer2_resume.cfg"
+    args = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(tmp_path / "out"),
+            "--paths.model", str(path), "--paths.train", str(data), "--paths.dev", str(data),
+            "--training.max_steps", "4", "--training.eval_frequency", "2"]
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    resumed = spacy.load(tmp_path / "out" / "model-last")
+    linker = resumed.get_pipe("beer2_linker")
+    assert len(linker.kb) == len(trained[0].get_pipe("beer2_linker").kb)
+    assert resumed("Jordan scored for the Bulls .").has_annotation("ENT_IOB")
