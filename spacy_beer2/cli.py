@@ -73,13 +73,12 @@ def convert_cli(
 def retriever_recall(docs, window_candidates) -> Dict[str, float]:
     """Share of gold (window, entity) pairs whose entity is among the window's candidates."""
     from .corpus import NIL
-    from .kb import normalize_id
 
     found = total = 0
     for doc, windows in zip(docs, window_candidates):
-        gold = [(e.start, e.end, normalize_id(e.kb_id_)) for e in doc.ents if e.kb_id_ and e.kb_id_ != NIL]
+        gold = [(e.start, e.end, e.kb_id_) for e in doc.ents if e.kb_id_ and e.kb_id_ != NIL]
         for start, end, ids in windows:
-            ids = {normalize_id(i) for i in ids}
+            ids = set(ids)
             for gs, ge, entity in gold:
                 if gs >= start and ge <= end:
                     total += 1
@@ -95,15 +94,17 @@ def evaluate_cli(
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g"),
     limit: int = typer.Option(0, help="Evaluate on the first N docs only"),
     batch_size: int = typer.Option(16),
+    prior_only: bool = typer.Option(False, "--prior-only", help="Baseline: keep the linker's spans, but link each "
+                                    "to the argmax p(e|m) of its surface in the prior table"),
 ) -> None:
-    """EL and MD precision/recall/F1, retriever Recall@K and speed on a gold corpus.
+    """EL and MD precision/recall/F1, an error breakdown of the gold mentions, retriever Recall@K and speed.
 
     Any pipeline that sets ents with kb_ids can be scored (e.g. the spaCy baseline); retriever recall needs a
     beer2_linker.
     """
     from spacy.training import Example
 
-    from .scoring import score_el
+    from .scoring import error_breakdown, score_el
 
     nlp = _load(model, gpu_id)
     linker = _linker(nlp, required=False)
@@ -112,12 +113,16 @@ def evaluate_cli(
     predicted = list(nlp.pipe((nlp.make_doc(doc.text) for doc in gold), batch_size=batch_size))
     seconds = time.perf_counter() - start
     words = sum(len(doc) for doc in gold)
-    metrics = score_el([Example(p, g) for p, g in zip(predicted, gold)])
+    if prior_only:
+        predicted = [relink_by_prior(doc, _linker(nlp)) for doc in predicted]
+    examples = [Example(p, g) for p, g in zip(predicted, gold)]
+    metrics = score_el(examples)
+    metrics["errors"] = error_breakdown(examples)
     if linker is not None:
         candidates = []
         for i in range(0, len(predicted), batch_size):
             candidates.extend(linker.window_candidates(predicted[i : i + batch_size]))
-        metrics.update(retriever_recall(gold, candidates), n_candidates=linker.cfg["n_candidates"])
+        metrics.update(retriever_recall(gold, candidates), n_candidates=linker.n_candidates)
     metrics.update(docs=len(gold), words=words, seconds=seconds, words_per_second=words / seconds,
                    data=str(data), model=str(model))
     msg.table({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in metrics.items()})
@@ -127,12 +132,30 @@ def evaluate_cli(
         msg.good(f"metrics -> {output}")
 
 
+def relink_by_prior(doc, linker):
+    """The prior-only baseline on one doc: each linked span gets the argmax p(e|m) of its surface (spans whose
+    surface is not in the table are dropped)."""
+    from spacy.tokens import Span
+
+    from .aliases import normalize_surface
+
+    ents = []
+    for ent in doc.ents:
+        entry = linker.store.surfaces.get(normalize_surface(ent.text))
+        if entry:
+            entity = linker.kb[entry[0][0]]
+            ents.append(Span(doc, ent.start, ent.end, label=entity.type or linker.default_label, kb_id=entity.id))
+    doc.ents = ents
+    return doc
+
+
 @app.command("tune-threshold")
 def tune_threshold_cli(
     model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
     data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Development corpus (.jsonl or .spacy)"),
     thresholds: str = typer.Option("0.005,0.01,0.02,0.03,0.05,0.1,0.15,0.2,0.3,0.5", help="Comma-separated values"),
-    save: bool = typer.Option(False, "--save", help="Store the best threshold in the pipeline's config"),
+    save: Optional[Path] = typer.Option(None, "--save", help="Save the pipeline with the best threshold in its "
+                                        "config.cfg here (may be MODEL itself)"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores per threshold as JSON"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g"),
     batch_size: int = typer.Option(16),
@@ -167,11 +190,10 @@ def tune_threshold_cli(
         output.write_text(json.dumps({"data": str(data), "best": best, "scores": scores}, indent=2) + "\n",
                           encoding="utf8")
     if save:
-        cfg_path = model / linker.name / "cfg"
-        cfg = json.loads(cfg_path.read_text(encoding="utf8"))
-        cfg["threshold"] = best
-        cfg_path.write_text(json.dumps(cfg, indent=2), encoding="utf8")
-        msg.good(f"saved threshold {best} in {cfg_path}")
+        linker.threshold = best
+        nlp.get_pipe_config(linker.name)["threshold"] = best
+        nlp.to_disk(save)
+        msg.good(f"saved the pipeline with threshold {best} -> {save}")
 
 
 @app.command("link")
@@ -200,8 +222,11 @@ def benchmark_cli(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the timings as JSON"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g"),
     batch_size: int = typer.Option(16),
+    lengths: str = typer.Option("", help="Also time single docs of these word counts (comma-separated), made of "
+                                "the corpus's text, to show how the cost per word grows with length"),
 ) -> None:
-    """Whole-pipeline wall time from a cold start (load included), words/s and peak memory."""
+    """Whole-pipeline wall time from a cold start (load included), words/s and peak memory; then, warm, the same
+    texts through the shared transformer alone (the linker's overhead) and the per-length rate."""
     import platform
 
     import torch
@@ -215,9 +240,22 @@ def benchmark_cli(
     for _ in nlp.pipe(texts, batch_size=batch_size):
         pass
     end = time.perf_counter()
+    linker = _linker(nlp, required=False)
+    others = [name for name in nlp.pipe_names if linker is None or name != linker.name]
+    warm = _timed(lambda: list(nlp.pipe(texts, batch_size=batch_size)))
+    alone = _timed(lambda: list(nlp.pipe(texts, batch_size=batch_size, disable=[linker.name] if linker else [])))
+    per_length = {}
+    for n_words in [int(n) for n in lengths.split(",") if n.strip()]:
+        doc = nlp.make_doc(" ".join(texts))
+        while len(doc) < n_words:
+            doc = nlp.make_doc(doc.text + " " + doc.text)
+        text = doc[:n_words].text
+        per_length[n_words] = 1000 * _timed(lambda: nlp(text)) / n_words
     metrics = {
         "docs": len(texts), "words": words, "load_seconds": loaded - start, "pipe_seconds": end - begin,
         "total_seconds": end - start, "words_per_second": words / (end - begin),
+        "warm_pipe_seconds": warm, f"warm_{'+'.join(others)}_alone_seconds": alone,
+        "ratio_to_upstream_alone": warm / alone, "ms_per_word_by_length": per_length,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
         + (f", GPU {torch.cuda.get_device_name(0)}" if gpu_id >= 0 else ", CPU only"),
@@ -227,6 +265,66 @@ def benchmark_cli(
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf8")
+
+
+def _timed(run) -> float:
+    begin = time.perf_counter()
+    run()
+    return time.perf_counter() - begin
+
+
+@app.command("extend-kb")
+def extend_kb_cli(
+    base: Path = typer.Argument(..., exists=True, dir_okay=False, help="The KB to extend (JSONL or title list)"),
+    output: Path = typer.Argument(..., dir_okay=False, help="Where to write the extended KB (JSONL)"),
+    corpus: List[Path] = typer.Option([], "--corpus", "-c", exists=True, help="Add the gold entities of this "
+                                      "JSONL corpus that BASE lacks, title only (repeatable)"),
+    titles: Optional[Path] = typer.Option(None, exists=True, help="A title list to draw distractors from"),
+    n_random: int = typer.Option(100_000, help="How many random titles to add as distractors"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Build a KB for out-of-domain linking: BASE, plus the corpora's missing gold entities with nothing but their
+    title (no popularity, alias or description: what a user's own KB looks like), plus random distractor titles."""
+    import random
+
+    import srsly
+
+    from .kb import KBError, _open_text, load_kb, normalize_id
+
+    try:
+        kb = load_kb(base)
+    except KBError as err:
+        msg.fail(str(err), exits=1)
+    records = kb.to_jsonl()
+    taken = set(kb.ids) | {normalize_id(i) for i in kb.ids}
+    added = 0
+    for path in corpus:
+        for line in path.read_text(encoding="utf8").splitlines():
+            for mention in json.loads(line).get("mentions", []) if line.strip() else []:
+                entity = mention.get("entity")
+                if entity and kb.resolve(entity) is None and entity not in taken:
+                    taken.update((entity, normalize_id(entity)))
+                    records.append({"id": entity, "name": entity})
+                    added += 1
+    sample: List[str] = []
+    if titles is not None and n_random > 0:
+        rng = random.Random(seed)
+        seen = 0
+        with _open_text(titles) as f:
+            for line in f:  # reservoir sampling: one pass, n_random titles in memory
+                title = line.strip()
+                if not title or title in taken:
+                    continue
+                seen += 1
+                if len(sample) < n_random:
+                    sample.append(title)
+                elif (j := rng.randrange(seen)) < n_random:
+                    sample[j] = title
+        sample = list(dict.fromkeys(sample))  # a title list may repeat a title
+        records.extend({"id": t, "name": t} for t in sample)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    srsly.write_jsonl(output, records)
+    msg.good(f"{len(kb)} + {added} gold + {len(sample)} random entities -> {output}")
 
 
 @app.command("set-kb")

@@ -9,7 +9,7 @@ treats them as neither positives nor negatives.
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span
@@ -77,9 +77,13 @@ def _make_doc(record: object, nlp: Language, kb: Optional[KnowledgeBase], stats:
         if span is None:
             span = doc.char_span(start, end, alignment_mode="expand")
             stats.realigned += 1
-        if entity is not None and kb is not None and kb.row(entity) is None:
-            stats.not_in_kb += 1
-            entity = None
+        if entity is not None and kb is not None:
+            row = kb.resolve(entity)
+            if row is None:
+                stats.not_in_kb += 1
+                entity = None
+            else:
+                entity = kb[row].id
         if entity is None:
             stats.nil += 1
             spans.append(Span(doc, span.start, span.end, label=NIL, kb_id=NIL))
@@ -123,9 +127,3 @@ def create_jsonl_corpus(path: Path, limit: int = 0) -> Callable[[Language], Iter
 
     return read
 
-
-def gold_links(doc: Doc) -> Dict[str, List]:
-    """Linked and NIL gold spans of a doc as (start_char, end_char[, kb_id]) tuples."""
-    linked = [(e.start_char, e.end_char, e.kb_id_) for e in doc.ents if e.kb_id_ and e.kb_id_ != NIL]
-    nil = [(e.start_char, e.end_char) for e in doc.ents if not e.kb_id_ or e.kb_id_ == NIL]
-    return {"linked": linked, "nil": nil}

@@ -27,14 +27,11 @@ def window_links(
     threshold: float,
     n_alternatives: int,
 ) -> List[Tuple[int, Link]]:
-    """(window, link) for every span and candidate whose p_start * p_end * p_rank exceeds ``threshold``."""
+    """(window, link) for every span and candidate whose score exceeds ``threshold`` (see ``span_log_probs``)."""
     W, C, S1 = start.shape
     if W == 0 or C == 0 or S1 < 2:
         return []
-    lp_start = start.log_softmax(-1)[..., 1:]
-    lp_end = end.log_softmax(-1)[..., 1:]
-    lp_rank = F.logsigmoid(rank)
-    scores = lp_start.unsqueeze(3) + lp_end.unsqueeze(2) + lp_rank.view(W, C, 1, 1)  # (W, C, S, S)
+    scores = span_log_probs(start, end) + F.logsigmoid(rank).view(W, C, 1, 1)  # (W, C, S, S)
     i = torch.arange(S1 - 1, device=start.device)
     band = (i.view(1, -1) >= i.view(-1, 1)) & (i.view(1, -1) - i.view(-1, 1) < max_span_length)
     scores = scores.masked_fill(~band, float("-inf")).masked_fill((rows < 0).view(W, C, 1, 1), float("-inf"))
@@ -50,6 +47,23 @@ def window_links(
             ]
         links.append((w, link))
     return links
+
+
+def span_log_probs(start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """log P(span s..e) of each candidate (W, C, S, S): p_start(s) · p_end(e) · Π (1 - p_start(k)) over the
+    starts inside the span (s < k <= e) · Π (1 - p_end(k)) over the ends inside it (s <= k < e).
+
+    The last two factors keep a candidate mentioned twice in a window from being decoded as one span from the first
+    start to the second end: independent p_start · p_end would rank that span first.
+    """
+    lp_start = start.log_softmax(-1)[..., 1:]
+    lp_end = end.log_softmax(-1)[..., 1:]
+    # cumulative log(1 - p) with a leading 0, so that inner sums are differences
+    no_start = torch.log1p(-lp_start.exp().clamp(max=1 - 1e-6)).cumsum(-1)
+    no_end = F.pad(torch.log1p(-lp_end.exp().clamp(max=1 - 1e-6)).cumsum(-1), (1, 0))
+    inner_starts = no_start.unsqueeze(2) - no_start.unsqueeze(3)  # [s, e]: sum over s < k <= e
+    inner_ends = no_end[..., :-1].unsqueeze(2) - no_end[..., :-1].unsqueeze(3)  # [s, e]: sum over s <= k < e
+    return lp_start.unsqueeze(3) + lp_end.unsqueeze(2) + inner_starts + inner_ends
 
 
 def resolve(links: Iterable[Link]) -> List[Link]:

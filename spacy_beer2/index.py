@@ -44,6 +44,14 @@ class EntityIndex:
             return numpy.zeros((len(queries), 0), "float32"), numpy.zeros((len(queries), 0), "int64")
         return self._index.search(queries, k)
 
+    def __getstate__(self) -> dict:
+        """Pickle through faiss's own serialization (a faiss index is a SWIG object)."""
+        return {"factory": self.factory, "index": self.to_bytes()}
+
+    def __setstate__(self, state: dict) -> None:
+        self.factory = state["factory"]
+        self.from_bytes(state["index"])
+
     def to_bytes(self) -> bytes:
         import faiss
 

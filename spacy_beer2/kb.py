@@ -9,12 +9,25 @@ import gzip
 import io
 import json
 import unicodedata
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import srsly
 from wasabi import msg
+
+
+# How the coarse NER types read in an entity's text; any other type is read as its lower-cased name.
+TYPE_WORDS = {"PER": "person", "LOC": "location", "ORG": "organization", "MISC": "miscellaneous"}
+
+# Entity types reach the reader as hashed buckets (0 = no type), so a KB with types never seen in training works.
+TYPE_BUCKETS = 64
+
+
+def type_bucket(entity_type: Optional[str]) -> int:
+    """A stable bucket in 1..TYPE_BUCKETS-1 for a type name; 0 when the entity has no type."""
+    return 0 if not entity_type else 1 + zlib.crc32(entity_type.encode("utf8")) % (TYPE_BUCKETS - 1)
 
 
 class KBError(ValueError):
@@ -31,9 +44,11 @@ class Entity:
     type: Optional[str] = None
 
     def text(self, max_aliases: int = 8) -> str:
-        """What the entity encoder reads: name, a few aliases, then the description."""
+        """What the entity encoder reads: name, type, a few aliases, then the description (when present)."""
         aliases = [a for a in self.aliases if a != self.name][:max_aliases]
         parts = [self.name]
+        if self.type:
+            parts.append(TYPE_WORDS.get(self.type, self.type.lower()))
         if aliases:
             parts.append(" , ".join(aliases))
         if self.description:
@@ -64,7 +79,7 @@ class KnowledgeBase:
             if ent.id in self._rows:
                 raise KBError(f"duplicate entity id {ent.id!r} (rows {self._rows[ent.id]} and {row})")
             self._rows[ent.id] = row
-        self._normalized: Optional[Dict[str, int]] = None
+        self._folded: Optional[Dict[str, int]] = None
 
     def __len__(self) -> int:
         return len(self.entities)
@@ -79,14 +94,21 @@ class KnowledgeBase:
         return self.entities[row]
 
     def row(self, entity_id: str) -> Optional[int]:
-        """The row of an id; falls back to case- and accent-insensitive matching."""
+        """The row of an exact id ("AYR" and "Ayr" are two entities)."""
+        return self._rows.get(entity_id)
+
+    def resolve(self, entity_id: str) -> Optional[int]:
+        """The row of an id from another source: the exact id, else an entity whose id *is* its folded form.
+
+        Title-only KBs (such as the Wikipedia title list) store folded ids, so "Barack_Obama" finds "barack obama"
+        there; a folded id never matches a cased one, so "AYR" does not find "Ayr". Use it where a corpus or prior
+        table is mapped onto a KB (convert, KB loading), never when scoring.
+        """
         row = self._rows.get(entity_id)
         if row is None:
-            if self._normalized is None:
-                self._normalized = {}
-                for i, ent in enumerate(self.entities):
-                    self._normalized.setdefault(normalize_id(ent.id), i)
-            row = self._normalized.get(normalize_id(entity_id))
+            if self._folded is None:
+                self._folded = {ent.id: i for i, ent in enumerate(self.entities) if normalize_id(ent.id) == ent.id}
+            row = self._folded.get(normalize_id(entity_id))
         return row
 
     @property
@@ -105,10 +127,6 @@ class KnowledgeBase:
     @classmethod
     def from_dicts(cls, records: Iterable[Dict], source: str = "<records>") -> "KnowledgeBase":
         return cls(_parse_record(rec, source, i) for i, rec in enumerate(records, start=1))
-
-    @classmethod
-    def from_disk(cls, path: Union[str, Path]) -> "KnowledgeBase":
-        return load_kb(path)
 
 
 def load_kb(path: Union[str, Path]) -> KnowledgeBase:

@@ -43,9 +43,8 @@ def rank_loss(rank: torch.Tensor, gold: torch.Tensor, cand_mask: torch.Tensor) -
     return F.binary_cross_entropy_with_logits(rank[cand_mask], gold[cand_mask].to(rank.dtype))
 
 
-def mention_loss(logits: torch.Tensor, gold: torch.Tensor, ignore: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy over all candidate spans, skipping impossible spans and ``ignore`` (e.g. NIL golds)."""
-    keep = (logits > -1e3) & ~ignore
-    if not keep.any():
+def mention_loss(logits: torch.Tensor, gold: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy over the ``valid`` spans of a doc (those that end inside it)."""
+    if not valid.any():
         return logits.sum() * 0.0
-    return F.binary_cross_entropy_with_logits(logits[keep], gold[keep].to(logits.dtype))
+    return F.binary_cross_entropy_with_logits(logits[valid], gold[valid].to(logits.dtype))

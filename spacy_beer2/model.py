@@ -11,14 +11,12 @@ width when loading), since it depends on the transformer picked in the config.
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, List, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d
-
-ModuleConfig = Dict[str, float]
 
 
 @registry.architectures("spacy-beer2.Beer2Model.v1")
@@ -72,6 +70,33 @@ def build_module(model: Model, input_width: int) -> None:
         return
     model.set_dim("nI", input_width)
     model.shims.append(PyTorchShim(Beer2Module(input_width, **model.attrs["module_config"])))
+    _make_fork_safe()
+
+
+def set_module_dropout(model: Model, rate: float) -> None:
+    """Give ``update(drop=...)`` (spaCy's ``[training] dropout``) to every dropout layer of the torch module."""
+    import torch
+
+    for layer in get_module(model).modules():
+        if isinstance(layer, torch.nn.Dropout):
+            layer.p = rate
+
+
+_FORK_HOOK_INSTALLED = False
+
+
+def _make_fork_safe() -> None:
+    """``nlp.pipe(n_process=...)`` forks: a child that inherits torch's intra-op thread pool from a parent that has
+    already run torch deadlocks in its first op. Each forked child runs torch single-threaded instead (as
+    torch's own DataLoader workers do)."""
+    global _FORK_HOOK_INSTALLED
+    if not _FORK_HOOK_INSTALLED:
+        import os
+
+        import torch
+
+        os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
+        _FORK_HOOK_INSTALLED = True
 
 
 def get_module(model: Model) -> "Beer2Module":  # noqa: F821
@@ -104,14 +129,4 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[TokenStates,
         return backprop_listener(grads)
 
     return TokenStates(tensors), backprop
-
-
-def make_windows(n_tokens: int, size: int, stride: int) -> List[Tuple[int, int]]:
-    """(start, end) windows covering ``n_tokens``: every ``stride`` tokens, the last one ending at the doc's end."""
-    if n_tokens <= 0:
-        return []
-    if n_tokens <= size:
-        return [(0, n_tokens)]
-    starts = list(range(0, n_tokens - size, stride)) + [n_tokens - size]
-    return [(s, s + size) for s in starts]
 

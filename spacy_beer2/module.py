@@ -1,12 +1,13 @@
 """Beer2Module: one batch through BEER2's two data flows.
 
     token states ─► windows ─► window queries ─┐
-              └──► mention head ─► span queries ┴─► faiss top-K (+ golds and random negatives in training)
-                                                      │ retriever → reader: fresh candidates every step
-    window tokens + candidate vectors ─► reader ─► start / end / rank per candidate
+              └──► mention head ─► span queries ┴─► faiss top-K ─┐
+    doc text ─► alias table matches ──────────────────────────────┴─► candidates (+ golds, random negatives
+                                                                        in training): fresh every step
+    window tokens + candidate vectors + p(e|m) evidence ─► reader ─► start / end / rank per candidate
 
-Golds are (start, end-exclusive, KB row) token spans per doc; row -1 marks NIL or out-of-KB mentions, which are
-neither positives nor negatives.
+Golds are (start, end-exclusive, KB row) token spans per doc; row -1 marks NIL or out-of-KB mentions (see
+``targets.py``).
 """
 
 import random
@@ -18,32 +19,37 @@ import torch
 from torch import nn
 
 from . import losses
+from .aliases import DocMatches, prior_features, window_alias_rows
 from .decoding import Link, window_links
 from .index import EntityIndex
-from .model import make_windows
 from .reader import Reader
 from .retriever import Retriever, merge_candidates, propose_spans
-
-Gold = List[Tuple[int, int, int]]
+from .targets import Gold, mention_targets, reader_targets, valid_spans
 
 
 @dataclass
 class RetrievalSettings:
-    n_candidates: int = 100  # reader candidates per window at prediction time (window + span queries, merged)
-    n_train_candidates: int = 64  # reader candidates per window in training (golds forced in)
-    n_span_candidates: int = 8  # top-K of each span query, added to its windows
-    n_random_negatives: int = 4  # per window, in training
-    span_retrieval: bool = True  # reader → retriever: predicted spans as extra queries
-    mention_threshold: float = 0.2
-    spans_per_token: float = 0.3  # cap on span queries per doc, relative to its length
+    """The pipe's settings that shape a batch (defaults and meanings: the factory's default_config)."""
+
+    n_candidates: int
+    n_train_candidates: int
+    n_span_candidates: int
+    n_random_negatives: int
+    span_retrieval: bool
+    alias_candidates: bool
+    use_priors: bool
+    prior_dropout: float
+    mention_threshold: float
+    spans_per_token: float
 
 
 @dataclass
 class EntityTable:
-    """What the module needs of the KB: base vectors and popularity feature, on the module's device."""
+    """What the module needs of the KB, on the module's device: base vectors, popularity and type features."""
 
     base: torch.Tensor  # (N, H)
     popularity: torch.Tensor  # (N,)
+    types: torch.Tensor  # (N,) type bucket, 0 = unknown
     index: EntityIndex
 
 
@@ -57,8 +63,17 @@ class Batch:
     span_logits: List[torch.Tensor]  # per doc (n, L)
     spans: List[torch.Tensor]  # per doc (P, 2) start, end-inclusive
     span_queries: List[torch.Tensor]  # per doc (P, H)
-    candidates: torch.Tensor = field(default=None)  # (W, C) KB rows, -1 = padding
-    extra: Dict[str, torch.Tensor] = field(default_factory=dict)
+    matches: List[DocMatches]  # per doc, the alias table's matches
+    candidates: Optional[torch.Tensor] = field(default=None)  # (W, C) KB rows, -1 = padding
+
+
+@dataclass
+class ReaderOutput:
+    start: torch.Tensor  # (W, C, S+1) logits, 0 = no answer
+    end: torch.Tensor  # (W, C, S+1)
+    rank: torch.Tensor  # (W, C)
+    entity_vectors: torch.Tensor  # (U, H) projected vectors of the distinct candidate rows
+    entity_rows: torch.Tensor  # (U,) their KB rows
 
 
 class Beer2Module(nn.Module):
@@ -72,11 +87,13 @@ class Beer2Module(nn.Module):
         self.reader = Reader(input_width, reader_width, reader_heads, reader_layers, window_size, dropout)
 
     # -- retriever side --------------------------------------------------------------------------------------------
-    def prepare(self, states: Sequence[torch.Tensor], settings: RetrievalSettings,
+    def prepare(self, states: Sequence[torch.Tensor], matches: Sequence[DocMatches], settings: RetrievalSettings,
                 golds: Optional[Sequence[Gold]] = None) -> Batch:
         """Windows, window queries, mention scores and span queries of a batch of docs."""
         device = self.retriever.log_scale.device
         width = self.retriever.window_adapter.hidden.in_features
+        # the listener gives an empty doc a (0, 0) array
+        states = [doc_states if len(doc_states) else doc_states.new_zeros((0, width)) for doc_states in states]
         flat = torch.cat([*states, torch.zeros((1, width), device=device)]) if states else torch.zeros((1, width))
         pad = flat.shape[0] - 1
         windows, token_rows = [], []
@@ -84,8 +101,7 @@ class Beer2Module(nn.Module):
         for d, doc_states in enumerate(states):
             for s, e in make_windows(len(doc_states), self.window_size, self.window_stride):
                 windows.append((d, s, e))
-                rows = list(range(offset + s, offset + e)) + [pad] * (self.window_size - (e - s))
-                token_rows.append(rows)
+                token_rows.append(list(range(offset + s, offset + e)) + [pad] * (self.window_size - (e - s)))
             offset += len(doc_states)
         window_tokens = torch.tensor(token_rows, dtype=torch.long, device=device).view(-1, self.window_size)
         span_logits, spans, span_queries = [], [], []
@@ -102,116 +118,134 @@ class Beer2Module(nn.Module):
             spans.append(span_tensor)
             span_queries.append(self.retriever.span_queries(doc_states, span_tensor))
         return Batch(len(states), windows, window_tokens, flat, self.retriever.window_queries(flat, window_tokens),
-                     span_logits, spans, span_queries)
+                     span_logits, spans, span_queries, list(matches))
 
     def retrieve(self, batch: Batch, table: EntityTable, settings: RetrievalSettings,
                  golds: Optional[Sequence[Gold]] = None,
                  fixed: Optional[Sequence[Optional[List[List[int]]]]] = None) -> None:
-        """Fill ``batch.candidates``: the current index's top-K for every window query and span query.
+        """Fill ``batch.candidates``: the window's alias entities, then the current index's top-K of the window
+        query and of its span queries.
 
         In training (``golds`` given) the golds of each window are forced in and random negatives added; with
-        ``fixed`` (EntQA-style pipeline training) a doc's stored candidate lists are used instead of the index.
+        ``fixed`` (EntQA-style pipeline training) a doc's stored candidate lists are used instead.
         """
         training = golds is not None
         k = settings.n_train_candidates if training else settings.n_candidates
-        queries = batch.window_queries.detach().float().cpu().numpy()
-        _, window_rows = table.index.search(queries, k)
+        all_fixed = fixed is not None and all(f is not None for f in fixed)
+        window_rows = numpy.zeros((len(batch.windows), 0), dtype="int64")
         span_rows_by_window: List[List[numpy.ndarray]] = [[] for _ in batch.windows]
-        n_spans = sum(len(spans) for spans in batch.spans)
-        if settings.span_retrieval and settings.n_span_candidates > 0 and n_spans:
-            queries = torch.cat(batch.span_queries).detach().float().cpu().numpy()
-            _, span_rows = table.index.search(queries, settings.n_span_candidates)
-            spans = torch.cat(batch.spans).cpu()
-            span_doc = torch.cat([torch.full((len(s),), d) for d, s in enumerate(batch.spans)])
-            for w, (d, ws, we) in enumerate(batch.windows):
-                inside = ((span_doc == d) & (spans[:, 0] >= ws) & (spans[:, 1] < we)).nonzero().flatten().tolist()
-                span_rows_by_window[w].extend(span_rows[i] for i in inside)
+        if not all_fixed:
+            _, window_rows = table.index.search(batch.window_queries.detach().float().cpu().numpy(), k)
+            self._add_span_results(batch, table, settings, span_rows_by_window)
+        alias_rows = (window_alias_rows(batch.matches, batch.windows) if settings.alias_candidates
+                      else [[] for _ in batch.windows])
         n_kb = len(table.index)
         candidates = []
-        first_window = {}
+        first_window: Dict[int, int] = {}
         for w, (d, s, e) in enumerate(batch.windows):
             first_window.setdefault(d, w)
             if fixed is not None and fixed[d] is not None:
-                retrieved, span_rows = numpy.asarray(fixed[d][w - first_window[d]]), []
+                retrieved, span_rows_w, aliases_w = numpy.asarray(fixed[d][w - first_window[d]]), [], []
             else:
-                retrieved, span_rows = window_rows[w], span_rows_by_window[w]
+                retrieved, span_rows_w, aliases_w = window_rows[w], span_rows_by_window[w], alias_rows[w]
+            forced: List[int] = []
+            randoms: Sequence[int] = ()
             if training:
                 forced = [row for gs, ge, row in golds[d] if row >= 0 and gs >= s and ge <= e]
                 randoms = random.sample(range(n_kb), min(settings.n_random_negatives, n_kb))
-                candidates.append(merge_candidates(retrieved, span_rows, forced, k, randoms))
-            else:
-                candidates.append(merge_candidates(retrieved, span_rows, (), k))
+            candidates.append(merge_candidates([aliases_w, retrieved, *span_rows_w], forced, k, randoms))
         width = max((len(c) for c in candidates), default=0)
-        table_rows = torch.full((len(candidates), width), -1, dtype=torch.long)
+        table_rows = numpy.full((len(candidates), width), -1, dtype="int64")
         for w, rows in enumerate(candidates):
-            table_rows[w, : len(rows)] = torch.tensor(rows, dtype=torch.long)
-        batch.candidates = table_rows.to(batch.window_queries.device)
+            table_rows[w, : len(rows)] = rows
+        batch.candidates = torch.as_tensor(table_rows, device=batch.window_queries.device)
+
+    @staticmethod
+    def _add_span_results(batch: Batch, table: EntityTable, settings: RetrievalSettings,
+                          span_rows_by_window: List[List[numpy.ndarray]]) -> None:
+        """Reader → retriever: the top-K of each span query, added to the windows that contain the span."""
+        n_spans = sum(len(spans) for spans in batch.spans)
+        if not (settings.span_retrieval and settings.n_span_candidates > 0 and n_spans):
+            return
+        queries = torch.cat(batch.span_queries).detach().float().cpu().numpy()
+        _, span_rows = table.index.search(queries, settings.n_span_candidates)
+        spans = torch.cat(batch.spans).cpu()
+        span_doc = torch.cat([torch.full((len(s),), d) for d, s in enumerate(batch.spans)])
+        for w, (d, ws, we) in enumerate(batch.windows):
+            inside = ((span_doc == d) & (spans[:, 0] >= ws) & (spans[:, 1] < we)).nonzero().flatten().tolist()
+            span_rows_by_window[w].extend(span_rows[i] for i in inside)
 
     # -- reader side -----------------------------------------------------------------------------------------------
-    def read(self, batch: Batch, table: EntityTable, windows: slice = slice(None)
-             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Reader logits for a slice of the batch's windows, plus the entity vectors it read and their rows."""
+    def read(self, batch: Batch, table: EntityTable, settings: RetrievalSettings,
+             windows: slice = slice(None)) -> ReaderOutput:
+        """Reader logits for a slice of the batch's windows, with the entity vectors it read."""
         rows = batch.candidates[windows]
-        unique, inverse = torch.unique(rows.clamp(min=0), return_inverse=True)
-        entity_vectors = self.retriever.entity_vectors(table.base[unique])
-        cands = entity_vectors[inverse]
+        valid = rows >= 0
+        entity_rows, inverse = torch.unique(rows[valid], return_inverse=True)
+        entity_vectors = self.retriever.entity_vectors(table.base[entity_rows])
+        cands = entity_vectors.new_zeros((*rows.shape, entity_vectors.shape[1]))
+        cands[valid] = entity_vectors[inverse]
         queries = batch.window_queries[windows]
-        retrieval = torch.einsum("wch,wh->wc", cands, queries)
-        features = torch.stack([retrieval, table.popularity[rows.clamp(min=0)]], dim=-1)
+        safe_rows = rows.clamp(min=0)
+        priors, start_priors, end_priors = prior_features(
+            batch.matches, batch.windows[windows], rows.cpu().numpy(), self.window_size)
+        if not settings.use_priors:
+            priors[:], start_priors[:], end_priors[:] = 0.0, 0.0, 0.0
+        elif self.training and settings.prior_dropout > 0:
+            # hide the prior of some candidates, so that the reader also learns to link from context alone
+            hidden = numpy.random.random_sample(priors.shape[:2]) < settings.prior_dropout
+            priors[hidden], start_priors[hidden], end_priors[hidden] = 0.0, 0.0, 0.0
+        device = rows.device
+        features = torch.cat([
+            torch.stack([torch.einsum("wch,wh->wc", cands, queries), table.popularity[safe_rows]], dim=-1),
+            torch.as_tensor(priors, device=device),
+        ], dim=-1)
         tokens = batch.padded_states[batch.window_tokens[windows]]
         token_mask = batch.window_tokens[windows] < batch.padded_states.shape[0] - 1
-        start, end, rank = self.reader(tokens, token_mask, cands, features, rows >= 0)
-        return start, end, rank, entity_vectors, unique
+        start, end, rank = self.reader(tokens, token_mask, cands, table.types[safe_rows], features, valid,
+                                       torch.as_tensor(start_priors, device=device),
+                                       torch.as_tensor(end_priors, device=device))
+        return ReaderOutput(start, end, rank, entity_vectors, entity_rows)
 
-    def loss(self, batch: Batch, table: EntityTable, golds: Sequence[Gold]) -> Tuple[torch.Tensor, Dict[str, float]]:
+    def loss(self, batch: Batch, table: EntityTable, golds: Sequence[Gold], settings: RetrievalSettings
+             ) -> Tuple[torch.Tensor, Dict[str, float]]:
         """The joint loss: retriever NCE (window and span queries), reader span and rank, mention detection."""
-        start, end, rank, entity_vectors, unique = self.read(batch, table)
-        device = start.device
-        W, C, S1 = start.shape
-        position = {int(r): i for i, r in enumerate(unique.tolist())}
+        out = self.read(batch, table, settings)
+        device = out.start.device
         rows = batch.candidates
-        start_gold = torch.zeros((W, C, S1), dtype=torch.bool, device=device)
-        end_gold = torch.zeros_like(start_gold)
-        window_pos = torch.zeros((W, len(unique)), dtype=torch.bool, device=device)
-        rows_list = rows.tolist()
-        for w, (d, s, e) in enumerate(batch.windows):
-            column = {r: c for c, r in enumerate(rows_list[w]) if r >= 0}
-            for gs, ge, row in golds[d]:
-                if row >= 0 and gs >= s and ge <= e and row in column:
-                    c = column[row]
-                    start_gold[w, c, gs - s + 1] = True
-                    end_gold[w, c, ge - 1 - s + 1] = True
-                    window_pos[w, position[row]] = True
-        is_gold = start_gold.any(-1)
-        start_gold[..., 0] = ~is_gold
-        end_gold[..., 0] = ~is_gold
+        start_gold, end_gold = reader_targets(batch.windows, rows.cpu().numpy(), golds, self.window_size)
+        start_gold = torch.as_tensor(start_gold, device=device)
+        end_gold = torch.as_tensor(end_gold, device=device)
+        is_gold = ~start_gold[..., 0]
         cand_mask = rows >= 0
+        # window positives over the distinct candidate rows (the columns of entity_vectors)
+        column = torch.searchsorted(out.entity_rows, rows.clamp(min=0))
+        window_pos = torch.zeros((len(rows), len(out.entity_rows)), dtype=torch.bool, device=device)
+        hit = is_gold & cand_mask
+        window_pos[hit.nonzero()[:, 0], column[hit]] = True
         scale = self.retriever.scale
         parts = {
-            "reader_span": losses.span_loss(start, end, start_gold, end_gold, cand_mask),
-            "reader_rank": losses.rank_loss(rank, is_gold, cand_mask),
-            "retriever_window": losses.nce_loss(scale * batch.window_queries @ entity_vectors.T, window_pos),
+            "reader_span": losses.span_loss(out.start, out.end, start_gold, end_gold, cand_mask),
+            "reader_rank": losses.rank_loss(out.rank, is_gold, cand_mask),
+            "retriever_window": losses.nce_loss(scale * batch.window_queries @ out.entity_vectors.T, window_pos),
         }
+        position = {int(r): i for i, r in enumerate(out.entity_rows.tolist())}
         span_losses, mention_losses = [], []
         for d, gold in enumerate(golds):
             logits = batch.span_logits[d]
-            target = torch.zeros_like(logits, dtype=torch.bool)
-            ignore = torch.zeros_like(target)
-            gold_row = {}
-            for gs, ge, row in gold:
-                if ge - gs <= self.max_span_length:
-                    (target if row >= 0 else ignore)[gs, ge - gs - 1] = True
-                if row >= 0:
-                    gold_row[(gs, ge - 1)] = row
-            if len(logits):
-                mention_losses.append(losses.mention_loss(logits, target, ignore))
-            spans = batch.spans[d].tolist()
-            keep = [i for i, sp in enumerate(spans) if tuple(sp) in gold_row and gold_row[tuple(sp)] in position]
+            n = logits.shape[0]
+            if n:
+                target = torch.as_tensor(mention_targets(gold, n, self.max_span_length), device=device)
+                valid = torch.as_tensor(valid_spans(n, self.max_span_length), device=device)
+                mention_losses.append(losses.mention_loss(logits, target, valid))
+            gold_row = {(gs, ge - 1): row for gs, ge, row in gold if row in position}
+            spans = [tuple(sp) for sp in batch.spans[d].tolist()]
+            keep = [i for i, sp in enumerate(spans) if sp in gold_row]
             if keep:
-                positives = torch.zeros((len(keep), len(unique)), dtype=torch.bool, device=device)
+                positives = torch.zeros((len(keep), len(position)), dtype=torch.bool, device=device)
                 for j, i in enumerate(keep):
-                    positives[j, position[gold_row[tuple(spans[i])]]] = True
-                span_logits = scale * batch.span_queries[d][keep] @ entity_vectors.T
+                    positives[j, position[gold_row[spans[i]]]] = True
+                span_logits = scale * batch.span_queries[d][keep] @ out.entity_vectors.T
                 span_losses.append(losses.nce_loss(span_logits, positives))
         if span_losses:
             parts["retriever_span"] = torch.stack(span_losses).mean()
@@ -220,15 +254,26 @@ class Beer2Module(nn.Module):
         total = torch.stack(list(parts.values())).sum()
         return total, {name: value.item() for name, value in parts.items()}
 
-    def links(self, batch: Batch, table: EntityTable, threshold: float, n_alternatives: int,
-              chunk: int = 64) -> List[List[Link]]:
-        """Every (span, entity) above ``threshold``, per doc, in document token offsets (not yet de-overlapped)."""
+    def links(self, batch: Batch, table: EntityTable, settings: RetrievalSettings, threshold: float,
+              n_alternatives: int, windows_per_read: int = 64) -> List[List[Link]]:
+        """Every (span, entity) above ``threshold``, per doc, in document token offsets (not yet de-overlapped).
+        Windows are read ``windows_per_read`` at a time, so memory stays bounded on long docs."""
         found: List[List[Link]] = [[] for _ in range(batch.n_docs)]
         offsets = torch.tensor([s for _, s, _ in batch.windows], dtype=torch.long)
-        for first in range(0, len(batch.windows), chunk):
-            part = slice(first, first + chunk)
-            start, end, rank, _, _ = self.read(batch, table, part)
-            for w, link in window_links(start, end, rank, batch.candidates[part], offsets[part],
+        for first in range(0, len(batch.windows), windows_per_read):
+            part = slice(first, first + windows_per_read)
+            out = self.read(batch, table, settings, part)
+            for w, link in window_links(out.start, out.end, out.rank, batch.candidates[part], offsets[part],
                                         self.max_span_length, threshold, n_alternatives):
                 found[batch.windows[first + w][0]].append(link)
         return found
+
+
+def make_windows(n_tokens: int, size: int, stride: int) -> List[Tuple[int, int]]:
+    """(start, end) windows covering ``n_tokens``: every ``stride`` tokens, the last one ending at the doc's end."""
+    if n_tokens <= 0:
+        return []
+    if n_tokens <= size:
+        return [(0, n_tokens)]
+    starts = list(range(0, n_tokens - size, stride)) + [n_tokens - size]
+    return [(s, s + size) for s in starts]

@@ -2,10 +2,11 @@
 
 It listens to a shared ``transformer`` (the retriever's query encoder and the reader's encoder are that one
 transformer, trained jointly through the listener), owns the KB, the frozen entity encoder and the faiss index,
-and writes ``doc.ents`` with ``kb_id_``. See ``module.py`` for the data flows and ``model.py`` for the Thinc side.
+and writes ``doc.ents`` with ``kb_id_``. See ``module.py`` for the data flows, ``model.py`` for the Thinc side and
+``store.py`` for the KB side. Settings are constructor arguments (so ``spacy.load(..., config=...)`` and the saved
+config.cfg decide them); only learned state is saved with the component.
 """
 
-import io
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
@@ -19,11 +20,13 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
+from .aliases import AliasTable
+from .corpus import NIL
 from .decoding import Link, resolve
-from .index import EntityIndex
-from .kb import KnowledgeBase, load_kb
-from .model import build_module, get_module
-from .scoring import score_el
+from .kb import KnowledgeBase
+from .model import build_module, get_module, set_module_dropout
+from .scoring import CANDIDATES, score_el
+from .store import EntityStore
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -47,7 +50,11 @@ upstream = "*"
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 SCORE_EXTENSION = "beer2_score"
-CANDIDATES_EXTENSION = "beer2_candidates"
+CANDIDATES_EXTENSION = CANDIDATES
+# Docs read by one model call when candidates are fixed at initialize.
+FIX_CANDIDATES_BATCH = 16
+# KB rows projected by the entity adapter at a time when the index is rebuilt.
+REFRESH_BATCH = 65536
 
 
 @Language.factory(
@@ -62,13 +69,18 @@ CANDIDATES_EXTENSION = "beer2_candidates"
         "n_random_negatives": 4,
         "span_retrieval": True,
         "dynamic_candidates": True,
+        "alias_candidates": True,
+        "use_priors": True,
+        "prior_dropout": 0.3,
+        "short_names": True,
+        "n_alias_entities": 10,
         "threshold": 0.05,
         "mention_threshold": 0.2,
         "spans_per_token": 0.3,
         "index_refresh_every": 100,
         "index_factory": "Flat",
         "default_label": "ENTITY",
-        "overwrite_ents": True,
+        "overwrite": True,
         "n_alternatives": 5,
         "entity_batch_size": 128,
         "learn_rate": 5e-4,
@@ -86,27 +98,29 @@ def make_beer2_linker(
     n_random_negatives: int,
     span_retrieval: bool,
     dynamic_candidates: bool,
+    alias_candidates: bool,
+    use_priors: bool,
+    prior_dropout: float,
+    short_names: bool,
+    n_alias_entities: int,
     threshold: float,
     mention_threshold: float,
     spans_per_token: float,
     index_refresh_every: int,
     index_factory: str,
     default_label: str,
-    overwrite_ents: bool,
+    overwrite: bool,
     n_alternatives: int,
     entity_batch_size: int,
     learn_rate: Optional[float],
     scorer: Optional[Callable],
 ) -> "Beer2Linker":
-    """Create a beer2_linker. See the README's config reference for every setting."""
-    return Beer2Linker(
-        nlp.vocab, model, name, n_candidates=n_candidates, n_train_candidates=n_train_candidates,
-        n_span_candidates=n_span_candidates, n_random_negatives=n_random_negatives, span_retrieval=span_retrieval,
-        dynamic_candidates=dynamic_candidates, threshold=threshold, mention_threshold=mention_threshold,
-        spans_per_token=spans_per_token, index_refresh_every=index_refresh_every, index_factory=index_factory,
-        default_label=default_label, overwrite_ents=overwrite_ents, n_alternatives=n_alternatives,
-        entity_batch_size=entity_batch_size, learn_rate=learn_rate, scorer=scorer,
-    )
+    """Create a beer2_linker; the defaults are the factory's default_config (README: config reference). The
+    signature is spelled out so that spaCy validates the types of config values."""
+    settings = dict(locals())
+    for key in ("nlp", "name", "model"):
+        settings.pop(key)
+    return Beer2Linker(nlp.vocab, model, name, **settings)
 
 
 class Beer2Linker(TrainablePipe):
@@ -118,60 +132,77 @@ class Beer2Linker(TrainablePipe):
         model: Model,
         name: str = "beer2_linker",
         *,
-        n_candidates: int = 100,
-        n_train_candidates: int = 64,
-        n_span_candidates: int = 8,
-        n_random_negatives: int = 4,
-        span_retrieval: bool = True,
-        dynamic_candidates: bool = True,
-        threshold: float = 0.05,
-        mention_threshold: float = 0.2,
-        spans_per_token: float = 0.3,
-        index_refresh_every: int = 100,
-        index_factory: str = "Flat",
-        default_label: str = "ENTITY",
-        overwrite_ents: bool = True,
-        n_alternatives: int = 5,
-        entity_batch_size: int = 128,
-        learn_rate: Optional[float] = 5e-4,
+        n_candidates: int,
+        n_train_candidates: int,
+        n_span_candidates: int,
+        n_random_negatives: int,
+        span_retrieval: bool,
+        dynamic_candidates: bool,
+        alias_candidates: bool,
+        use_priors: bool,
+        prior_dropout: float,
+        short_names: bool,
+        n_alias_entities: int,
+        threshold: float,
+        mention_threshold: float,
+        spans_per_token: float,
+        index_refresh_every: int,
+        index_factory: str,
+        default_label: str,
+        overwrite: bool,
+        n_alternatives: int,
+        entity_batch_size: int,
+        learn_rate: Optional[float],
         scorer: Optional[Callable] = score_el,
     ) -> None:
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        for setting, value in (("threshold", threshold), ("mention_threshold", mention_threshold)):
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"{name}: {setting} must be a probability strictly between 0 and 1, got {value}")
+        if not 0.0 <= prior_dropout < 1.0:
+            raise ValueError(f"{name}: prior_dropout must be in [0, 1), got {prior_dropout}")
+        for setting, value in (("n_candidates", n_candidates), ("n_train_candidates", n_train_candidates),
+                               ("index_refresh_every", index_refresh_every), ("entity_batch_size", entity_batch_size),
+                               ("n_alias_entities", n_alias_entities)):
+            if value < 1:
+                raise ValueError(f"{name}: {setting} must be at least 1, got {value}")
         self.vocab = vocab
         self.model = model
         self.name = name
         self.scorer = scorer
-        self.cfg: Dict[str, Any] = {
-            "n_candidates": n_candidates,
-            "n_train_candidates": n_train_candidates,
-            "n_span_candidates": n_span_candidates,
-            "n_random_negatives": n_random_negatives,
-            "span_retrieval": span_retrieval,
-            "dynamic_candidates": dynamic_candidates,
-            "threshold": threshold,
-            "mention_threshold": mention_threshold,
-            "spans_per_token": spans_per_token,
-            "index_refresh_every": index_refresh_every,
-            "index_factory": index_factory,
-            "default_label": default_label,
-            "overwrite_ents": overwrite_ents,
-            "n_alternatives": n_alternatives,
-            "entity_batch_size": entity_batch_size,
-            "learn_rate": learn_rate,
-            "input_width": None,
-        }
-        self.kb: Optional[KnowledgeBase] = None
-        self.encoder = None  # EntityEncoder, created at initialize or loaded
-        self.entity_vectors: Optional[numpy.ndarray] = None  # base vectors of the KB, (N, H)
-        self.index = EntityIndex(index_factory)
-        self._table = None  # EntityTable on the module's device, rebuilt when the KB changes
+        self.n_candidates = n_candidates
+        self.n_train_candidates = n_train_candidates
+        self.n_span_candidates = n_span_candidates
+        self.n_random_negatives = n_random_negatives
+        self.span_retrieval = span_retrieval
+        self.dynamic_candidates = dynamic_candidates
+        self.alias_candidates = alias_candidates
+        self.use_priors = use_priors
+        self.prior_dropout = prior_dropout
+        self.short_names = short_names
+        self.threshold = threshold
+        self.mention_threshold = mention_threshold
+        self.spans_per_token = spans_per_token
+        self.index_refresh_every = index_refresh_every
+        self.default_label = default_label
+        self.overwrite = overwrite
+        self.n_alternatives = n_alternatives
+        self.learn_rate = learn_rate
+        self.cfg: Dict[str, Any] = {"input_width": None}  # learned: the width of the shared transformer
+        self.store = EntityStore(index_factory, entity_batch_size, n_alias_entities)
         self._updates_since_refresh: Optional[int] = None  # None: the index matches the weights
         self._fixed_candidates: Dict[str, List[List[int]]] = {}
         self._optimizer: Optional[Optimizer] = None
         for ext in (SCORE_EXTENSION, CANDIDATES_EXTENSION):
             if not Span.has_extension(ext):
                 Span.set_extension(ext, default=None)
+
+    @property
+    def kb(self) -> Optional[KnowledgeBase]:
+        return self.store.kb
+
+    @property
+    def max_span_length(self) -> int:
+        return int(self.model.attrs["module_config"]["max_span_length"])
 
     # -- set-up ----------------------------------------------------------------------------------------------------
     def initialize(
@@ -180,11 +211,14 @@ class Beer2Linker(TrainablePipe):
         *,
         nlp: Optional[Language] = None,
         kb: Union[str, Path, KnowledgeBase, None] = None,
+        aliases: Union[str, Path, AliasTable, None] = None,
     ) -> None:
-        """Load the KB, copy the shared transformer into the entity encoder, build the module and the index.
+        """Load the KB (and prior table), copy the shared transformer into the entity encoder, build the module and
+        the index.
 
-        kb: a KB file (JSONL or a title list, see ``kb.py``) or a KnowledgeBase; set it in the config as
+        kb: a KB file (JSONL or a title list, see ``kb.py``) or a KnowledgeBase:
             ``[initialize.components.beer2_linker] kb = ${paths.kb}``.
+        aliases: optional prior table p(e|m) (JSONL, see ``aliases.py``): ``aliases = ${paths.aliases}``.
         """
         validate_get_examples(get_examples, "Beer2Linker.initialize")
         if kb is None:
@@ -192,21 +226,20 @@ class Beer2Linker(TrainablePipe):
         from .encoder import EntityEncoder
 
         transformer, tokenizer = self._shared_transformer(nlp)
-        self.encoder = EntityEncoder.from_shared(transformer, tokenizer)
-        self.cfg["input_width"] = self.encoder.width
-        build_module(self.model, self.encoder.width)
-        self.set_kb(kb)
-        if not self.cfg["dynamic_candidates"]:
+        self.store.encoder = EntityEncoder.from_shared(transformer, tokenizer)
+        self.cfg["input_width"] = self.store.encoder.width
+        build_module(self.model, self.store.encoder.width)
+        self.set_kb(kb, aliases)
+        if not self.dynamic_candidates:
             self._fix_candidates(get_examples, nlp)
 
-    def set_kb(self, kb: Union[str, Path, KnowledgeBase]) -> None:
-        """Use a new KB: encode it with the entity encoder and re-index it. No retraining is needed."""
-        if self.encoder is None:
+    def set_kb(self, kb: Union[str, Path, KnowledgeBase], aliases: Union[str, Path, AliasTable, None] = None) -> None:
+        """Use a new KB (and optionally a new prior table): encode it with the entity encoder and re-index it.
+        No retraining is needed; without ``aliases`` the current prior table is mapped onto the new KB."""
+        if self.store.encoder is None:
             raise ValueError(f"{self.name} has no entity encoder yet: initialize it or load a trained pipeline")
-        self.kb = kb if isinstance(kb, KnowledgeBase) else load_kb(kb)
-        self.entity_vectors = self.encoder.encode(self.kb.texts(), batch_size=self.cfg["entity_batch_size"])
+        self.store.set_kb(kb, aliases)
         self._fixed_candidates = {}
-        self._table = None
         self.refresh_index()
 
     def _shared_transformer(self, nlp: Optional[Language]) -> Tuple[Any, Any]:
@@ -229,23 +262,22 @@ class Beer2Linker(TrainablePipe):
     def _fix_candidates(self, get_examples: Callable[[], Iterable[Example]], nlp: Optional[Language]) -> None:
         """EntQA-style pipeline training: each training window's candidates, retrieved once by the initial
         retriever and kept for the whole training (``dynamic_candidates = false``)."""
-        docs = [eg.predicted.copy() for eg in get_examples()]
+        examples = list(get_examples())
+        keys = [_doc_key(eg.reference) for eg in examples]
+        docs = [eg.predicted.copy() for eg in examples]
         if nlp is not None:
             for name, proc in nlp.pipeline:
                 if name == self.name:
                     break
                 docs = list(proc.pipe(docs))
         settings = self._settings()
-        settings.n_candidates = self.cfg["n_train_candidates"]
-        for first in range(0, len(docs), 16):
-            chunk = docs[first : first + 16]
-            batch = self._retrieve(chunk, settings)
-            offset = 0
-            for d, doc in enumerate(chunk):
-                n = sum(1 for wd, _, _ in batch.windows if wd == d)
-                rows = batch.candidates[offset : offset + n].tolist()
-                self._fixed_candidates[doc.text] = [[r for r in row if r >= 0] for row in rows]
-                offset += n
+        settings.n_candidates = self.n_train_candidates
+        for first in range(0, len(docs), FIX_CANDIDATES_BATCH):
+            batch = self._retrieve(docs[first : first + FIX_CANDIDATES_BATCH], settings)
+            rows = batch.candidates.tolist()
+            for d, key in enumerate(keys[first : first + FIX_CANDIDATES_BATCH]):
+                self._fixed_candidates[key] = [[r for r in rows[w] if r >= 0]
+                                               for w, (wd, _, _) in enumerate(batch.windows) if wd == d]
 
     # -- the index -------------------------------------------------------------------------------------------------
     def refresh_index(self) -> None:
@@ -258,38 +290,31 @@ class Beer2Linker(TrainablePipe):
         module.eval()
         with torch.no_grad():
             vectors = [
-                module.retriever.entity_vectors(table.base[i : i + 65536]).float().cpu().numpy()
-                for i in range(0, len(table.base), 65536)
+                module.retriever.entity_vectors(table.base[i : i + REFRESH_BATCH]).float().cpu().numpy()
+                for i in range(0, len(table.base), REFRESH_BATCH)
             ]
         module.train(was_training)
-        self.index.build(numpy.concatenate(vectors))
+        self.store.build_index(numpy.concatenate(vectors))
         self._updates_since_refresh = None
 
     def _entity_table(self):
-        import torch
-
-        from .module import EntityTable
-
-        if self._table is None:
-            if self.kb is None or self.entity_vectors is None:
-                raise ValueError(f"{self.name} has no KB: initialize it with one, or call set_kb()")
-            device = next(get_module(self.model).parameters()).device
-            popularity = numpy.asarray([e.popularity for e in self.kb], dtype="float32")
-            popularity = popularity / max(float(popularity.max()), 1.0)
-            self._table = EntityTable(torch.as_tensor(self.entity_vectors, device=device),
-                                      torch.as_tensor(popularity, device=device), self.index)
-        return self._table
+        if self.store.kb is None:
+            raise ValueError(f"{self.name} has no KB: initialize it with one, or call set_kb()")
+        return self.store.entity_table(next(get_module(self.model).parameters()).device)
 
     def _settings(self):
         from .module import RetrievalSettings
 
-        cfg = self.cfg
         return RetrievalSettings(
-            n_candidates=cfg["n_candidates"], n_train_candidates=cfg["n_train_candidates"],
-            n_span_candidates=cfg["n_span_candidates"], n_random_negatives=cfg["n_random_negatives"],
-            span_retrieval=cfg["span_retrieval"], mention_threshold=cfg["mention_threshold"],
-            spans_per_token=cfg["spans_per_token"],
+            n_candidates=self.n_candidates, n_train_candidates=self.n_train_candidates,
+            n_span_candidates=self.n_span_candidates, n_random_negatives=self.n_random_negatives,
+            span_retrieval=self.span_retrieval, alias_candidates=self.alias_candidates, use_priors=self.use_priors,
+            prior_dropout=self.prior_dropout,
+            mention_threshold=self.mention_threshold, spans_per_token=self.spans_per_token,
         )
+
+    def _matches(self, docs: List[Doc]) -> List[Any]:
+        return [self.store.matches(doc, self.max_span_length, self.short_names) for doc in docs]
 
     # -- training --------------------------------------------------------------------------------------------------
     def update(
@@ -305,22 +330,26 @@ class Beer2Linker(TrainablePipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, "Beer2Linker.update")
+        if self.store.kb is None or not self.model.shims:
+            raise ValueError(f"{self.name} is not initialized: call nlp.initialize() with a KB before training")
         if not any(len(eg.predicted) for eg in examples):
             return losses
-        if self._updates_since_refresh is not None and self._updates_since_refresh >= self.cfg["index_refresh_every"]:
+        if self._updates_since_refresh is not None and self._updates_since_refresh >= self.index_refresh_every:
             self.refresh_index()
         docs = [eg.predicted for eg in examples]
         golds = [self._gold(eg) for eg in examples]
         module = get_module(self.model)
         module.train()
         set_dropout_rate(self.model, drop)
+        set_module_dropout(self.model, drop)
         states, backprop = self.model.begin_update(docs)
         table = self._entity_table()
         settings = self._settings()
-        batch = module.prepare(states.tensors, settings, golds)
-        fixed = [self._fixed_candidates.get(doc.text) for doc in docs] if self._fixed_candidates else None
+        batch = module.prepare(states.tensors, self._matches(docs), settings, golds)
+        fixed = ([self._fixed_candidates.get(_doc_key(eg.reference)) for eg in examples]
+                 if self._fixed_candidates else None)
         module.retrieve(batch, table, settings, golds, fixed)
-        loss, parts = module.loss(batch, table, golds)
+        loss, parts = module.loss(batch, table, golds, settings)
         backprop(loss)
         if sgd not in (None, False):
             self.finish_update(sgd)
@@ -332,22 +361,23 @@ class Beer2Linker(TrainablePipe):
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Update the linker's own weights. They start from scratch while the shared transformer is pretrained,
-        so unless ``learn_rate`` is null they get an Adam optimizer of their own at that rate; the transformer
-        keeps the training optimizer (it is updated by its own component)."""
-        if self.cfg["learn_rate"] is None:
+        so unless ``learn_rate`` is null they get an Adam optimizer of their own at that rate (not saved with the
+        pipeline, and outside the training optimizer's schedule); the transformer keeps the training optimizer."""
+        if self.learn_rate is None:
             self.model.finish_update(sgd)
             return
         if self._optimizer is None:
             from thinc.api import Adam
 
-            self._optimizer = Adam(self.cfg["learn_rate"], grad_clip=1.0, L2=0.0, use_averages=False)
+            self._optimizer = Adam(self.learn_rate, grad_clip=1.0, L2=0.0, use_averages=False)
         self.model.finish_update(self._optimizer)
 
     def _gold(self, eg: Example) -> List[Tuple[int, int, int]]:
-        """Gold mentions as (start, end, KB row) token spans of the predicted doc; row -1 for NIL/out-of-KB."""
+        """Gold mentions as (start, end, KB row) token spans of the predicted doc; row -1 for NIL/out-of-KB.
+        NIL never goes through a KB lookup (a KB may well have an entity with the id "NIL")."""
         gold = []
         for ent in eg.reference.ents:
-            row = self.kb.row(ent.kb_id_) if ent.kb_id_ else None
+            row = self.store.kb.row(ent.kb_id_) if ent.kb_id_ and ent.kb_id_ != NIL else None
             # aligned one by one: spaCy's alignment keeps the label but not the kb_id
             for span in eg.get_aligned_spans_y2x([ent], allow_overlap=False):
                 gold.append((span.start, span.end, -1 if row is None else row))
@@ -358,16 +388,19 @@ class Beer2Linker(TrainablePipe):
 
     # -- prediction ------------------------------------------------------------------------------------------------
     def _retrieve(self, docs: List[Doc], settings):
+        """The docs' windows with their candidates, from the current index (refreshed first if training moved it)."""
+        if self._updates_since_refresh is not None:
+            self.refresh_index()
         module = get_module(self.model)
         module.eval()
         states = self.model.predict(docs)
-        batch = module.prepare(states.tensors, settings)
+        batch = module.prepare(states.tensors, self._matches(docs), settings)
         module.retrieve(batch, self._entity_table(), settings)
         return batch
 
     def predict(self, docs: Iterable[Doc]) -> List[List[Link]]:
         """The non-overlapping links of each doc."""
-        return [resolve(links) for links in self.candidate_links(docs, self.cfg["threshold"])]
+        return [resolve(links) for links in self.candidate_links(docs, self.threshold)]
 
     def candidate_links(self, docs: Iterable[Doc], threshold: float) -> List[List[Link]]:
         """Every (span, entity) of each doc scoring above ``threshold``, before overlaps are resolved."""
@@ -376,130 +409,102 @@ class Beer2Linker(TrainablePipe):
         docs = list(docs)
         if not any(len(doc) for doc in docs):
             return [[] for _ in docs]
-        if self._updates_since_refresh is not None:
-            self.refresh_index()
+        settings = self._settings()
         with torch.no_grad():
-            batch = self._retrieve(docs, self._settings())
-            return get_module(self.model).links(batch, self._entity_table(), threshold, self.cfg["n_alternatives"])
+            batch = self._retrieve(docs, settings)
+            return get_module(self.model).links(batch, self._entity_table(), settings, threshold, self.n_alternatives)
 
     def window_candidates(self, docs: Iterable[Doc]) -> List[List[Tuple[int, int, List[str]]]]:
         """(start, end, candidate ids) of every window: what the reader sees, for retriever recall."""
         import torch
 
         docs = list(docs)
+        out: List[List[Tuple[int, int, List[str]]]] = [[] for _ in docs]
+        if not any(len(doc) for doc in docs):
+            return out
         with torch.no_grad():
             batch = self._retrieve(docs, self._settings())
-        out: List[List[Tuple[int, int, List[str]]]] = [[] for _ in docs]
+        kb = self.store.kb
         for (d, s, e), rows in zip(batch.windows, batch.candidates.tolist()):
-            out[d].append((s, e, [self.kb[r].id for r in rows if r >= 0]))
+            out[d].append((s, e, [kb[r].id for r in rows if r >= 0]))
         return out
 
     def set_annotations(self, docs: Iterable[Doc], links: List[List[Link]]) -> None:
+        """Write the links as ``doc.ents`` (label: the entity's type, else ``default_label``), with the score and
+        the best alternatives in ``span._``; ``overwrite = false`` keeps existing ents and adds what does not
+        overlap them."""
+        kb = self.store.kb
         for doc, doc_links in zip(docs, links):
             spans = []
             for link in doc_links:
-                entity = self.kb[link.row]
-                span = Span(doc, link.start, link.end, label=entity.type or self.cfg["default_label"], kb_id=entity.id)
+                entity = kb[link.row]
+                span = Span(doc, link.start, link.end, label=entity.type or self.default_label, kb_id=entity.id)
                 span._.set(SCORE_EXTENSION, link.score)
-                span._.set(CANDIDATES_EXTENSION, [(self.kb[row].id, score) for row, score in link.alternatives])
+                span._.set(CANDIDATES_EXTENSION, [(kb[row].id, score) for row, score in link.alternatives])
                 spans.append(span)
-            if self.cfg["overwrite_ents"]:
+            if self.overwrite:
                 doc.ents = spans
             else:
                 kept = list(doc.ents)
                 taken = {i for ent in kept for i in range(ent.start, ent.end)}
                 doc.ents = kept + [s for s in spans if not taken.intersection(range(s.start, s.end))]
 
-    # -- serialization ---------------------------------------------------------------------------------------------
+    # -- serialization: learned state only (weights, width, KB side); settings come from the config --------------------
     def _before_save(self) -> None:
         if self._updates_since_refresh is not None:
             self.refresh_index()
 
     def _load_cfg(self, data: Dict[str, Any]) -> None:
-        self.cfg.update(data)
-        self.index = EntityIndex(self.cfg["index_factory"])
-        self._table = None
+        self.cfg["input_width"] = data.get("input_width")
         self._updates_since_refresh = None
         if self.cfg["input_width"] is not None:
             build_module(self.model, self.cfg["input_width"])
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        """Save the width, the weights and the entity store (KB, prior table, encoder, vectors, index)."""
         self._before_save()
         serialize = {
             "cfg": lambda p: srsly.write_json(p, self.cfg),
             "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
             "model": lambda p: self.model.to_disk(p),
+            "entities": lambda p: self.store.to_disk(p),
         }
-        if self.kb is not None:
-            serialize["kb"] = lambda p: self.kb.to_disk(p)
-            serialize["entity_vectors"] = lambda p: p.write_bytes(_array_to_bytes(self.entity_vectors))
-            serialize["index"] = lambda p: self.index.to_disk(p)
-            serialize["entity_encoder"] = lambda p: self.encoder.to_disk(p)
         util.to_disk(path, serialize, exclude)
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "Beer2Linker":
-        from .encoder import EntityEncoder
-
-        def load_kb_file(p: Path) -> None:
-            self.kb = KnowledgeBase.from_dicts(srsly.read_jsonl(p), str(p))
-
-        def load_encoder(p: Path) -> None:
-            self.encoder = EntityEncoder.from_disk(p)
-
+        """Load what ``to_disk`` saved into a linker built from the (possibly overridden) config."""
         deserialize = {
             "cfg": lambda p: self._load_cfg(srsly.read_json(p)),
             "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
             "model": lambda p: self.model.from_disk(p),
-            "kb": lambda p: load_kb_file(p) if p.exists() else None,
-            "entity_vectors": lambda p: setattr(self, "entity_vectors", _array_from_bytes(p.read_bytes()))
-            if p.exists() else None,
-            "index": lambda p: self.index.from_disk(p) if p.exists() else None,
-            "entity_encoder": lambda p: load_encoder(p) if p.exists() else None,
+            "entities": lambda p: self.store.from_disk(p) if p.exists() else None,
         }
         util.from_disk(path, deserialize, exclude)
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        """The same parts as ``to_disk``, as bytes."""
         self._before_save()
         serialize = {
             "cfg": lambda: srsly.json_dumps(self.cfg),
             "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
             "model": lambda: self.model.to_bytes(),
+            "entities": self.store.to_bytes,
         }
-        if self.kb is not None:
-            serialize["kb"] = lambda: srsly.msgpack_dumps(self.kb.to_jsonl())
-            serialize["entity_vectors"] = lambda: _array_to_bytes(self.entity_vectors)
-            serialize["index"] = lambda: self.index.to_bytes()
-            serialize["entity_encoder"] = lambda: srsly.msgpack_dumps(self.encoder.to_bytes())
         return util.to_bytes(serialize, exclude)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "Beer2Linker":
-        from .encoder import EntityEncoder
-
-        def load_kb_records(b: bytes) -> None:
-            self.kb = KnowledgeBase.from_dicts(srsly.msgpack_loads(b))
-
-        def load_encoder(b: bytes) -> None:
-            self.encoder = EntityEncoder.from_bytes(srsly.msgpack_loads(b))
-
+        """Load what ``to_bytes`` saved."""
         deserialize = {
             "cfg": lambda b: self._load_cfg(srsly.json_loads(b)),
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
             "model": lambda b: self.model.from_bytes(b),
-            "kb": load_kb_records,
-            "entity_vectors": lambda b: setattr(self, "entity_vectors", _array_from_bytes(b)),
-            "index": lambda b: self.index.from_bytes(b),
-            "entity_encoder": load_encoder,
+            "entities": self.store.from_bytes,
         }
         util.from_bytes(bytes_data, deserialize, exclude)
         return self
 
 
-def _array_to_bytes(array: numpy.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    numpy.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def _array_from_bytes(data: bytes) -> numpy.ndarray:
-    return numpy.load(io.BytesIO(data), allow_pickle=False)
+def _doc_key(doc: Doc) -> str:
+    """What fixed candidates are kept under: the corpus's document id (``convert`` stores it), else the text."""
+    return str(doc.user_data.get("doc_id", doc.text))

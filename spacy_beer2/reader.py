@@ -11,7 +11,10 @@ from typing import Tuple
 import torch
 from torch import nn
 
+from .kb import TYPE_BUCKETS
+
 NEG_INF = -1e4
+N_FEATURES = 4  # retrieval score, popularity, best p(e|m) in the window, is an alias in the window
 
 
 class Reader(nn.Module):
@@ -20,8 +23,16 @@ class Reader(nn.Module):
         self.width = width
         self.token_in = nn.Sequential(nn.Linear(input_width, width), nn.LayerNorm(width))
         self.candidate_in = nn.Sequential(nn.Linear(input_width, width), nn.LayerNorm(width))
-        # Candidate features: retrieval score and popularity (both already on comparable scales).
-        self.features_in = nn.Linear(2, width)
+        # Candidate features: retrieval score, popularity, and the best p(e|m) / is-an-alias of the entity in the
+        # window; its type goes in as a (hashed) embedding.
+        self.features_in = nn.Linear(N_FEATURES, width)
+        self.types = nn.Embedding(TYPE_BUCKETS, width)
+        # p(e|m) / is-an-alias of aliases starting (ending) at a position: direct evidence for the span scores.
+        self.start_prior = nn.Linear(2, 1, bias=False)
+        self.end_prior = nn.Linear(2, 1, bias=False)
+        # Start from "an alias boundary is likely a mention boundary"; training sets how far to trust it.
+        nn.init.constant_(self.start_prior.weight, 1.0)
+        nn.init.constant_(self.end_prior.weight, 1.0)
         self.null = nn.Parameter(torch.zeros(width))
         self.positions = nn.Embedding(window_size + 1, width)
         self.segment = nn.Embedding(2, width)
@@ -38,8 +49,11 @@ class Reader(nn.Module):
         tokens: torch.Tensor,  # (W, S, H) window token states
         token_mask: torch.Tensor,  # (W, S) bool, True for real tokens
         cands: torch.Tensor,  # (W, C, H) candidate entity vectors
-        cand_features: torch.Tensor,  # (W, C, 2)
+        cand_types: torch.Tensor,  # (W, C) type buckets
+        cand_features: torch.Tensor,  # (W, C, N_FEATURES)
         cand_mask: torch.Tensor,  # (W, C) bool, True for real candidates
+        start_priors: torch.Tensor,  # (W, C, S+1, 2) alias evidence per start position
+        end_priors: torch.Tensor,  # (W, C, S+1, 2) alias evidence per end position
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Start and end logits (W, C, S+1; index 0 = no answer) and rank logits (W, C)."""
         W, S, _ = tokens.shape
@@ -47,7 +61,8 @@ class Reader(nn.Module):
         device = tokens.device
         tok = self.token_in(tokens) + self.positions(torch.arange(1, S + 1, device=device)) + self.segment.weight[0]
         null = (self.null + self.positions.weight[0] + self.segment.weight[0]).expand(W, 1, self.width)
-        cand = self.candidate_in(cands) + self.features_in(cand_features) + self.segment.weight[1]
+        cand = (self.candidate_in(cands) + self.features_in(cand_features) + self.types(cand_types)
+                + self.segment.weight[1])
         seq = torch.cat([null, tok, cand], dim=1)
         keep = torch.cat([token_mask.new_ones((W, 1)), token_mask, cand_mask], dim=1)
         fused = self.fusion(seq, src_key_padding_mask=~keep)
@@ -55,6 +70,8 @@ class Reader(nn.Module):
         scale = self.width**-0.5
         start = torch.einsum("wcd,wsd->wcs", self.start_cands(fused_cand), self.start_tokens(fused_tok)) * scale
         end = torch.einsum("wcd,wsd->wcs", self.end_cands(fused_cand), self.end_tokens(fused_tok)) * scale
+        start = start + self.start_prior(start_priors).squeeze(-1)
+        end = end + self.end_prior(end_priors).squeeze(-1)
         span_mask = torch.cat([token_mask.new_ones((W, 1)), token_mask], dim=1).unsqueeze(1)
         start = start.masked_fill(~span_mask, NEG_INF)
         end = end.masked_fill(~span_mask, NEG_INF)

@@ -84,14 +84,14 @@ def propose_spans(span_logits: torch.Tensor, threshold: float, max_spans: int) -
 
 
 def merge_candidates(
-    window_rows: numpy.ndarray,
-    span_rows: Sequence[numpy.ndarray],
+    ranked: Sequence[Sequence[int]],
     forced: Sequence[int],
     limit: Optional[int],
     random_rows: Sequence[int] = (),
 ) -> List[int]:
-    """One window's candidate list: forced (gold) rows first, then the window query's and its span queries'
-    results interleaved by rank, then random negatives; de-duplicated, at most ``limit`` (None: no limit)."""
+    """One window's candidate list: forced (gold) rows first, then the ``ranked`` lists (alias entities, the
+    window query's and its span queries' results) interleaved by rank, then random negatives; de-duplicated and
+    padding (-1) dropped; at most ``limit`` (None: no limit), but forced rows are never cut."""
     seen = set()
     merged: List[int] = []
 
@@ -103,9 +103,8 @@ def merge_candidates(
                 merged.append(row)
 
     add(forced)
-    lists = [window_rows, *span_rows]
-    depth = max((len(r) for r in lists), default=0)
-    add(r[i] for i in range(depth) for r in lists if i < len(r))
+    depth = max((len(r) for r in ranked), default=0)
+    add(r[i] for i in range(depth) for r in ranked if i < len(r))
     if limit is not None:
         del merged[max(limit - len(random_rows), len(forced)) :]
     add(random_rows)

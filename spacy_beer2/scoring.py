@@ -1,18 +1,21 @@
 """End-to-end entity-linking scores: InKB micro P/R/F with strong matching (EL) and on spans alone (MD).
 
 spaCy's ``Scorer.score_links`` only scores disambiguation on gold spans; end-to-end linking also has to find the
-spans. A prediction is an EL true positive iff its character span and its entity equal a gold mention's (ids
-compared case- and accent-insensitively); predictions on the exact span of a gold NIL mention are ignored; every
-other prediction counts. Predicted ents without a kb_id (from another component) are not linker predictions.
+spans. A prediction is an EL true positive iff its character span and its entity equal a gold mention's (exact
+ids: "AYR" and "Ayr" are two entities; corpora are mapped onto a KB's ids at convert time); predictions on the
+exact span of a gold NIL mention are ignored; every other prediction counts. Predicted ents without a kb_id (from
+another component) are not linker predictions.
 """
 
 from typing import Any, Callable, Dict, Iterable, Set, Tuple
 
+from spacy.tokens import Span
 from spacy.training import Example
 from spacy.util import registry
 
 from .corpus import NIL
-from .kb import normalize_id
+
+CANDIDATES = "beer2_candidates"  # the span extension the linker writes its best candidates to
 
 
 def _prf(tp: int, n_pred: int, n_gold: int, prefix: str) -> Dict[str, float]:
@@ -30,7 +33,7 @@ def score_el(examples: Iterable[Example], **kwargs: Any) -> Dict[str, float]:
         nil: Set[Tuple[int, int]] = set()
         for ent in eg.reference.ents:
             if ent.kb_id_ and ent.kb_id_ != NIL:
-                gold.add((ent.start_char, ent.end_char, normalize_id(ent.kb_id_)))
+                gold.add((ent.start_char, ent.end_char, ent.kb_id_))
             else:
                 nil.add((ent.start_char, ent.end_char))
         gold_spans = {(s, e) for s, e, _ in gold}
@@ -39,7 +42,7 @@ def score_el(examples: Iterable[Example], **kwargs: Any) -> Dict[str, float]:
                 continue
             n_pred += 1
             md_tp += (ent.start_char, ent.end_char) in gold_spans
-            el_tp += (ent.start_char, ent.end_char, normalize_id(ent.kb_id_)) in gold
+            el_tp += (ent.start_char, ent.end_char, ent.kb_id_) in gold
         n_gold += len(gold)
     return {**_prf(el_tp, n_pred, n_gold, "el"), **_prf(md_tp, n_pred, n_gold, "md")}
 
@@ -47,3 +50,32 @@ def score_el(examples: Iterable[Example], **kwargs: Any) -> Dict[str, float]:
 @registry.scorers("spacy-beer2.el_scorer.v1")
 def make_el_scorer() -> Callable[..., Dict[str, float]]:
     return score_el
+
+
+def error_breakdown(examples: Iterable[Example]) -> Dict[str, int]:
+    """What happened to each InKB gold mention: linked right; exact span with the wrong entity (split by whether
+    the gold entity was among the span's candidates in ``span._.beer2_candidates``); found with wrong boundaries;
+    or missed (no overlapping prediction)."""
+    counts = {"gold": 0, "correct": 0, "wrong_entity_gold_in_candidates": 0, "wrong_entity_gold_not_in_candidates": 0,
+              "wrong_boundary": 0, "missed": 0}
+    for eg in examples:
+        predicted = [ent for ent in eg.predicted.ents if ent.kb_id_ and ent.kb_id_ != NIL]
+        by_span = {(ent.start_char, ent.end_char): ent for ent in predicted}
+        for gold in eg.reference.ents:
+            if not gold.kb_id_ or gold.kb_id_ == NIL:
+                continue
+            counts["gold"] += 1
+            ent = by_span.get((gold.start_char, gold.end_char))
+            if ent is not None:
+                if ent.kb_id_ == gold.kb_id_:
+                    counts["correct"] += 1
+                else:
+                    listed = ent._.get(CANDIDATES) if Span.has_extension(CANDIDATES) else None
+                    candidates = {c for c, _ in listed or []}
+                    key = "in" if gold.kb_id_ in candidates else "not_in"
+                    counts[f"wrong_entity_gold_{key}_candidates"] += 1
+            elif any(p.start_char < gold.end_char and gold.start_char < p.end_char for p in predicted):
+                counts["wrong_boundary"] += 1
+            else:
+                counts["missed"] += 1
+    return counts

@@ -81,7 +81,8 @@ def tiny_bert(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("tiny_bert")
     (path / "vocab.txt").write_text("\n".join(_vocab()) + "\n", encoding="utf8")
-    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True).save_pretrained(path)
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=256)
+    tokenizer.save_pretrained(path)
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(_vocab()), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=256)
@@ -143,3 +144,27 @@ def build_nlp(tiny_bert: Path, kb_path: Path, corpus_path: Path, **overrides):
 @pytest.fixture
 def make_nlp(tiny_bert, kb_path, corpus_path):
     return lambda **overrides: build_nlp(tiny_bert, kb_path, corpus_path, **overrides)
+
+
+def train(nlp, examples, optimizer, steps):
+    history = []
+    for _ in range(steps):
+        losses = {}
+        nlp.update(examples, sgd=optimizer, losses=losses)
+        history.append(losses["beer2_linker"])
+    return history
+
+
+def links(nlp, texts):
+    return [[(e.start_char, e.end_char, e.label_, e.kb_id_, round(e._.beer2_score, 5)) for e in doc.ents]
+            for doc in nlp.pipe(texts)]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tiny_bert, kb_path, corpus_path):
+    """A tiny pipeline trained until it has memorised the synthetic corpus, saved to disk."""
+    nlp, examples, optimizer = build_nlp(tiny_bert, kb_path, corpus_path)
+    history = train(nlp, examples, optimizer, 100)
+    path = tmp_path_factory.mktemp("trained") / "model"
+    nlp.to_disk(path)
+    return nlp, examples, history, path

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
+import srsly
 from spacy.tokens import Span
 from spacy.training import Example
 from spacy.vocab import Vocab
 from thinc.api import fix_random_seed
 
-from spacy_beer2.baseline import alias_priors, make_baseline_kb
+from spacy_beer2.baseline import lowercase_candidates, make_baseline_kb
 from spacy_beer2.corpus import read_jsonl_docs
 from spacy_beer2.scoring import score_el
 
@@ -21,6 +22,7 @@ from conftest import KB_RECORDS
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 CONFIG = Path(__file__).parent.parent / "configs" / "baseline.cfg"
+CNN_CONFIG = Path(__file__).parent.parent / "configs" / "baseline_cnn.cfg"
 SMALL_WINDOWS = {
     "components.transformer.model.get_spans.window": 32,
     "components.transformer.model.get_spans.stride": 24,
@@ -30,15 +32,22 @@ SMALL_WINDOWS = {
 
 
 @pytest.fixture(scope="module")
-def lookup_kb(tiny_bert, kb_path):
-    return make_baseline_kb(str(kb_path), str(tiny_bert), batch_size=4)(Vocab())
+def prior_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("aliases") / "aliases.jsonl"
+    srsly.write_jsonl(path, [{"alias": "Jordan", "entities": [["Michael Jordan", 0.7], ["Jordan", 0.3]]}])
+    return path
+
+
+@pytest.fixture(scope="module")
+def lookup_kb(tiny_bert, kb_path, prior_path):
+    return make_baseline_kb(str(kb_path), str(tiny_bert), str(prior_path), batch_size=4)(Vocab())
 
 
 @pytest.fixture(scope="module")
 def baseline(tiny_bert, kb_path, corpus_path):
     """configs/baseline.cfg with the tiny BERT, initialized and trained for a few steps on the synthetic corpus."""
     fix_random_seed(0)
-    overrides = {**SMALL_WINDOWS, "paths.transformer": str(tiny_bert), "paths.kb": str(kb_path)}
+    overrides = {**SMALL_WINDOWS, "paths.transformer": str(tiny_bert), "paths.kb": str(kb_path), "paths.aliases": None}
     config = spacy.util.load_config(CONFIG, overrides=overrides, interpolate=True)
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     gold = list(read_jsonl_docs(corpus_path, nlp))
@@ -60,27 +69,34 @@ def test_kb_entities_and_vectors(lookup_kb):
         assert numpy.linalg.norm(lookup_kb.get_vector(rec["id"])) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_kb_aliases_are_names_and_aliases(lookup_kb):
-    expected = {a for rec in KB_RECORDS for a in [rec["name"], *rec["aliases"]]}
+def test_kb_aliases_are_the_lowercased_candidate_table(lookup_kb):
+    expected = {a.lower() for rec in KB_RECORDS for a in [rec["name"], *rec["aliases"]]}
     assert set(lookup_kb.get_alias_strings()) == expected
-    assert not lookup_kb.get_alias_candidates("jordan")  # case-sensitive, as in the KB
+    doc = spacy.blank("en")("JORDAN won")
+    assert {c.entity_ for c in lowercase_candidates(lookup_kb, doc[0:1])} == {"Jordan", "Michael Jordan"}
 
 
-def test_kb_priors_follow_popularity(lookup_kb):
-    cands = {c.entity_: c.prior_prob for c in lookup_kb.get_alias_candidates("Jordan")}
-    assert set(cands) == {"Jordan", "Michael Jordan"}
-    assert cands["Michael Jordan"] > cands["Jordan"]
-    assert cands["Michael Jordan"] / cands["Jordan"] == pytest.approx(math.exp(5.5 - 5.0), rel=1e-4)
-    assert sum(cands.values()) <= 1.0
-    paris = {c.entity_: c.prior_prob for c in lookup_kb.get_alias_candidates("Paris")}
-    assert set(paris) == {"Paris", "Paris Hilton"} and paris["Paris"] > paris["Paris Hilton"]
-    assert [(c.entity_, round(c.prior_prob, 4)) for c in lookup_kb.get_alias_candidates("Amman")] == [("Amman", 1.0)]
+def test_kb_priors_come_from_the_prior_table_else_uniform_among_names(lookup_kb):
+    cands = {c.entity_: round(c.prior_prob, 4) for c in lookup_kb.get_alias_candidates("jordan")}
+    assert cands == {"Michael Jordan": 0.7, "Jordan": 0.3}
+    paris = {c.entity_: round(c.prior_prob, 4) for c in lookup_kb.get_alias_candidates("paris")}
+    assert paris == {"Paris": 0.5, "Paris Hilton": 0.5}
+    assert [(c.entity_, round(c.prior_prob, 4)) for c in lookup_kb.get_alias_candidates("amman")] == [("Amman", 1.0)]
 
 
-def test_alias_priors_stable_and_at_most_one():
-    priors = alias_priors(numpy.asarray([1000.0, 1000.0, 999.0]))
-    assert numpy.isfinite(priors).all() and priors.sum() <= 1.0
-    assert priors[0] == pytest.approx(priors[1]) and priors[0] > priors[2]
+def test_cnn_baseline_config_trains_and_links_end_to_end(tiny_bert, kb_path, corpus_path, prior_path):
+    fix_random_seed(0)
+    overrides = {"paths.transformer": str(tiny_bert), "paths.kb": str(kb_path), "paths.aliases": str(prior_path)}
+    config = spacy.util.load_config(CNN_CONFIG, overrides=overrides, interpolate=True)
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    assert nlp.pipe_names == ["tok2vec", "sentencizer", "ner", "entity_linker"]
+    gold = list(read_jsonl_docs(corpus_path, nlp))
+    examples = [Example(nlp.make_doc(doc.text), doc) for doc in gold]
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(40):
+        nlp.update(examples, sgd=optimizer, annotates=["sentencizer"])
+    scores = nlp.evaluate(examples)
+    assert scores["md_f"] > 0.8 and scores["el_f"] > 0.5, scores
 
 
 def test_config_trains(baseline):

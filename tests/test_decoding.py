@@ -1,6 +1,8 @@
 import torch
 
-from spacy_beer2.decoding import Link, resolve, window_links
+import pytest
+
+from spacy_beer2.decoding import Link, resolve, span_log_probs, window_links
 
 NEG = -1e4
 
@@ -49,3 +51,18 @@ def test_resolve_keeps_best_per_span_then_non_overlapping_by_score():
     assert [(lk.start, lk.end, lk.row) for lk in resolve(links)] == [(0, 2, 2), (4, 5, 7)]
     # by score, not by length: a short confident span beats a long weak one
     assert [(lk.start, lk.end) for lk in resolve([Link(0, 4, 1, 0.2), Link(2, 3, 2, 0.9)])] == [(2, 3)]
+
+
+def test_a_candidate_mentioned_twice_gives_two_links_not_one_span_across_both():
+    """starts .6/.4, ends .4/.6: independent p_start * p_end scores the cross span 0..4 highest (.36)."""
+    def probs(values):
+        return torch.log(torch.tensor(values).clamp(min=1e-9)).view(1, 1, -1)
+
+    start = probs([0.0, 0.6, 0.0, 0.0, 0.4, 0.0])  # position 0 = no answer; window tokens 0..4
+    end = probs([0.0, 0.0, 0.4, 0.0, 0.0, 0.6])
+    scores = span_log_probs(start, end).exp()[0, 0]
+    assert float(scores[0, 1]) == pytest.approx(0.24) and float(scores[3, 4]) == pytest.approx(0.24)
+    assert float(scores[0, 4]) == pytest.approx(0.36 * 0.6 * 0.6)  # both inner boundaries count against it
+    found = window_links(start, end, torch.full((1, 1), 10.0), torch.tensor([[4]]), torch.tensor([0]),
+                         max_span_length=10, threshold=0.1, n_alternatives=0)
+    assert [(lk.start, lk.end) for lk in resolve(lk for _, lk in found)] == [(0, 2), (3, 5)]

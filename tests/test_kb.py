@@ -15,7 +15,7 @@ def test_load_jsonl(kb_path):
     assert len(kb) == 8
     assert kb.row("Chicago Bulls") == 4
     assert kb[4].type == "ORG"
-    assert kb[4].text() == "Chicago Bulls ; Bulls , Chicago ; basketball team from chicago"
+    assert kb[4].text() == "Chicago Bulls ; organization ; Bulls , Chicago ; basketball team from chicago"
 
 
 def test_optional_fields_default(tmp_path):
@@ -33,12 +33,20 @@ def test_title_list_gz(tmp_path):
     assert kb.ids == ["paris", "paris hilton"]  # repeated titles are one entity
 
 
-def test_id_matching_is_case_and_accent_insensitive():
-    kb = KnowledgeBase([Entity("José Mourinho", "José Mourinho")])
-    assert kb.row("José Mourinho") == 0
-    assert kb.row("jose_mourinho") == 0
-    assert kb.row("Mourinho") is None
+def test_rows_are_exact_and_folded_ids_only_reach_title_only_entities():
+    kb = KnowledgeBase([Entity("Ayr", "Ayr"), Entity("AYR", "AYR"), Entity("jose mourinho", "jose mourinho")])
+    assert kb.row("Ayr") == 0 and kb.row("AYR") == 1
+    assert kb.row("ayr") is None and kb.resolve("ayr") is None  # no folded-id entity "ayr": never "Ayr" or "AYR"
+    assert kb.row("José_Mourinho") is None
+    assert kb.resolve("José_Mourinho") == 2  # a corpus id mapped onto a title-only (folded) entity
+    assert kb.resolve("AYR") == 1
     assert normalize_id("Åland_Islands") == normalize_id("aland  islands") == "aland islands"
+
+
+def test_entity_text_has_name_type_aliases_and_description():
+    ent = Entity("Paris", "Paris", description="capital of France", aliases=["Paris", "City of Light"], type="LOC")
+    assert ent.text() == "Paris ; location ; City of Light ; capital of France"
+    assert Entity("X", "X", type="SPORTS_TEAM").text() == "X ; sports_team"
 
 
 @pytest.mark.parametrize(

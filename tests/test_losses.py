@@ -43,9 +43,9 @@ def test_span_and_rank_losses_prefer_the_gold():
     assert rank_loss(torch.tensor([[9.0, 5.0, 5.0]]), rank_gold, torch.tensor([[False, True, True]])) < 0.01
 
 
-def test_mention_loss_ignores_impossible_and_ignored_spans():
-    logits = torch.tensor([[3.0, -1e4], [-3.0, 0.0]])
+def test_mention_loss_counts_only_valid_spans():
+    logits = torch.tensor([[3.0, 7.0], [-3.0, 0.0]])
     gold = torch.tensor([[True, False], [False, False]])
-    ignore = torch.tensor([[False, False], [False, True]])
+    valid = torch.tensor([[True, False], [True, False]])
     expected = (math.log1p(math.exp(-3.0)) + math.log1p(math.exp(-3.0))) / 2
-    assert math.isclose(mention_loss(logits, gold, ignore).item(), expected, rel_tol=1e-5)
+    assert math.isclose(mention_loss(logits, gold, valid).item(), expected, rel_tol=1e-5)

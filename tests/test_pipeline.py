@@ -11,31 +11,7 @@ from spacy.tokens import Span
 from spacy_beer2.kb import KBError
 from spacy_beer2.pipeline import Beer2Linker
 
-
-def train(nlp, examples, optimizer, steps):
-    history = []
-    for _ in range(steps):
-        losses = {}
-        nlp.update(examples, sgd=optimizer, losses=losses)
-        history.append(losses["beer2_linker"])
-    return history
-
-
-def links(nlp, texts):
-    return [[(e.start_char, e.end_char, e.label_, e.kb_id_, round(e._.beer2_score, 5)) for e in doc.ents]
-            for doc in nlp.pipe(texts)]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_bert, kb_path, corpus_path):
-    """A tiny pipeline trained until it has memorised the synthetic corpus, saved to disk."""
-    from conftest import build_nlp
-
-    nlp, examples, optimizer = build_nlp(tiny_bert, kb_path, corpus_path)
-    history = train(nlp, examples, optimizer, 100)
-    path = tmp_path_factory.mktemp("trained") / "model"
-    nlp.to_disk(path)
-    return nlp, examples, history, path
+from conftest import links, train
 
 
 def test_factory_is_found_through_entry_points_without_import():
@@ -92,7 +68,7 @@ def test_to_bytes_round_trip(trained):
     linker = fresh.get_pipe("beer2_linker")
     linker.from_bytes(nlp.get_pipe("beer2_linker").to_bytes())
     assert links(fresh, texts) == links(nlp, texts)
-    assert len(linker.kb) == 8 and len(linker.index) == 8
+    assert len(linker.kb) == 8 and len(linker.store.index) == 8
 
 
 def test_empty_and_huge_docs(trained):
@@ -111,11 +87,11 @@ def test_keep_existing_ents(trained):
     doc = nlp.make_doc("Jordan scored for the Bulls last night .")
     doc.ents = [Span(doc, 0, 1, label="PERSON")]
     doc = nlp.get_pipe("transformer")(doc)
-    linker.cfg["overwrite_ents"] = False
+    linker.overwrite = False
     try:
         doc = linker(doc)
     finally:
-        linker.cfg["overwrite_ents"] = True
+        linker.overwrite = True
     expected = [("Jordan", "PERSON", ""), ("Bulls", "ORG", "Chicago Bulls")]
     assert [(e.text, e.label_, e.kb_id_) for e in doc.ents] == expected
 
@@ -123,25 +99,94 @@ def test_keep_existing_ents(trained):
 def test_swap_kb_without_retraining(trained, tmp_path):
     nlp, examples, _, path = trained
     fresh = spacy.load(path)
-    records = list(srsly.read_jsonl(path / "beer2_linker" / "kb"))
-    records = [r for r in records if r["id"] != "Chicago Bulls"]
+    records = [r for r in fresh.get_pipe("beer2_linker").kb.to_jsonl() if r["id"] != "Chicago Bulls"]
     srsly.write_jsonl(tmp_path / "kb.jsonl", records)
     linker = fresh.get_pipe("beer2_linker")
     linker.set_kb(tmp_path / "kb.jsonl")
-    assert len(linker.kb) == 7 and len(linker.index) == 7
+    assert len(linker.kb) == 7 and len(linker.store.index) == 7
     ids = {e.kb_id_ for doc in fresh.pipe(eg.reference.text for eg in examples) for e in doc.ents}
     assert "Chicago Bulls" not in ids and "Michael Jordan" in ids
 
 
-@pytest.mark.parametrize("switch", [{"components.beer2_linker.dynamic_candidates": False},
-                                    {"components.beer2_linker.span_retrieval": False}])
-def test_ablation_switches_train(make_nlp, switch):
-    nlp, examples, optimizer = make_nlp(**switch)
+def test_without_dynamic_candidates_training_never_searches_the_index(make_nlp, monkeypatch):
+    nlp, examples, optimizer = make_nlp(**{"components.beer2_linker.dynamic_candidates": False})
     linker = nlp.get_pipe("beer2_linker")
-    if switch.get("components.beer2_linker.dynamic_candidates") is False:
-        assert len(linker._fixed_candidates) == len(examples)
-    history = train(nlp, examples, optimizer, 15)
-    assert history[-1] < history[0]
+    assert len(linker._fixed_candidates) == len(examples)
+    searches = []
+    original = type(linker.store.index).search
+    monkeypatch.setattr(type(linker.store.index), "search", lambda self, *a: searches.append(1) or original(self, *a))
+    train(nlp, examples, optimizer, 2)
+    assert searches == []
+    nlp("Jordan scored for the Bulls .")  # prediction does search
+    assert searches
+
+
+def test_without_span_retrieval_no_span_query_is_issued(make_nlp, monkeypatch):
+    from spacy_beer2.module import Beer2Module
+
+    seen = []
+    original = Beer2Module.retrieve
+
+    def spy(self, batch, *args, **kwargs):
+        seen.append(sum(len(s) for s in batch.spans))
+        return original(self, batch, *args, **kwargs)
+
+    monkeypatch.setattr(Beer2Module, "retrieve", spy)
+    nlp, examples, optimizer = make_nlp(**{"components.beer2_linker.span_retrieval": False})
+    train(nlp, examples, optimizer, 2)
+    assert seen and set(seen) == {0}
+    seen.clear()
+    nlp, examples, optimizer = make_nlp()
+    train(nlp, examples, optimizer, 1)
+    assert seen[-1] > 0  # teacher-forced gold spans query the retriever
+
+
+def test_nil_mentions_never_go_through_a_kb_lookup(make_nlp):
+    """Regression: with an entity whose id folds to "nil", every NIL mention became a positive of it."""
+    from spacy_beer2.kb import Entity, KnowledgeBase
+
+    nlp, examples, _ = make_nlp()
+    linker = nlp.get_pipe("beer2_linker")
+    linker.set_kb(KnowledgeBase(list(linker.kb) + [Entity("NIL", "NIL"), Entity("nil", "nil")]))
+    eg = examples[0]
+    eg.reference.ents = list(eg.reference.ents) + [Span(eg.reference, len(eg.reference) - 1, len(eg.reference),
+                                                        label="NIL", kb_id="NIL")]
+    rows = [row for _, _, row in linker._gold(eg)]
+    assert rows[-1] == -1 and all(row < 8 for row in rows)
+
+
+def test_settings_given_at_load_win_over_the_saved_ones(trained):
+    _, _, _, path = trained
+    assert spacy.load(path)("Jordan scored for the Bulls last night .").ents
+    overrides = {"components": {"beer2_linker": {"threshold": 0.9999, "n_candidates": 2, "overwrite": False}}}
+    nlp = spacy.load(path, config=overrides)
+    linker = nlp.get_pipe("beer2_linker")
+    assert linker.threshold == 0.9999 and linker.n_candidates == 2
+    doc = nlp.make_doc("Jordan scored for the Bulls last night .")
+    doc.ents = [Span(doc, 0, 1, label="PERSON")]
+    doc = nlp(doc)
+    assert doc.ents[0].label_ == "PERSON"  # kept: overwrite = false came from the load-time config
+    assert all(ent._.beer2_score > 0.9999 for ent in doc.ents[1:])
+    assert linker.cfg == {"input_width": 32}  # only learned state is saved
+
+
+@pytest.mark.parametrize("setting,value,message", [("threshold", 0.0, "threshold must be a probability"),
+                                                   ("threshold", 1.5, "threshold must be a probability"),
+                                                   ("n_candidates", 0, "n_candidates must be at least 1")])
+def test_bad_settings_fail_clearly(setting, value, message):
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match=message):
+        nlp.add_pipe("beer2_linker", config={setting: value})
+
+
+def test_update_before_initialize_fails_clearly():
+    from spacy.training import Example
+
+    nlp = spacy.blank("en")
+    linker = nlp.add_pipe("beer2_linker")
+    doc = nlp.make_doc("Paris")
+    with pytest.raises(ValueError, match="not initialized"):
+        linker.update([Example(doc, doc)])
 
 
 def test_initialize_without_kb_fails_clearly(make_nlp):
@@ -183,3 +228,36 @@ def test_resume_config_continues_training_a_saved_pipeline(trained, tmp_path, co
     linker = resumed.get_pipe("beer2_linker")
     assert len(linker.kb) == len(trained[0].get_pipe("beer2_linker").kb)
     assert resumed("Jordan scored for the Bulls .").has_annotation("ENT_IOB")
+
+
+def test_multiprocessing_pipe_equals_serial_after_the_parent_has_run_torch(trained):
+    """Regression: forked workers hung in torch's first op once the parent had linked a text."""
+    import signal
+
+    def hung(*_):
+        raise TimeoutError("nlp.pipe(n_process=2) hung")
+
+    nlp, examples, _, _ = trained
+    texts = [eg.reference.text for eg in examples] * 2
+    serial = links(nlp, texts)  # the parent runs torch first
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)
+    try:
+        parallel = [[(e.start_char, e.end_char, e.label_, e.kb_id_, round(e._.beer2_score, 5)) for e in doc.ents]
+                    for doc in nlp.pipe(texts, n_process=2, batch_size=3)]
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert parallel == serial
+
+
+def test_training_dropout_reaches_the_torch_module(make_nlp):
+    import torch
+
+    from spacy_beer2.model import get_module
+
+    nlp, examples, optimizer = make_nlp()
+    nlp.update(examples, sgd=optimizer, drop=0.35)
+    rates = {layer.p for layer in get_module(nlp.get_pipe("beer2_linker").model).modules()
+             if isinstance(layer, torch.nn.Dropout)}
+    assert rates == {0.35}

@@ -35,6 +35,9 @@ def test_propose_spans_threshold_and_cap():
 def test_merge_candidates_forced_first_interleaved_deduplicated_and_capped():
     window = numpy.array([10, 11, 12, 13])
     spans = [numpy.array([20, 10, 21])]
-    assert merge_candidates(window, spans, forced=[99], limit=None) == [99, 10, 20, 11, 12, 21, 13]
-    assert merge_candidates(window, spans, forced=[99], limit=4, random_rows=[50]) == [99, 10, 20, 50]
-    assert merge_candidates(numpy.array([-1, 5]), [], forced=(), limit=None) == [5]
+    assert merge_candidates([window, *spans], forced=[99], limit=None) == [99, 10, 20, 11, 12, 21, 13]
+    assert merge_candidates([window, *spans], forced=[99], limit=4, random_rows=[50]) == [99, 10, 20, 50]
+    assert merge_candidates([numpy.array([-1, 5])], forced=(), limit=None) == [5]
+    # alias entities come first at each rank; forced rows are never cut
+    assert merge_candidates([[7, 8], window], forced=[1, 2, 3], limit=2) == [1, 2, 3]
+    assert merge_candidates([[7, 8], window], forced=[], limit=3) == [7, 10, 8]

@@ -19,7 +19,7 @@ def test_hand_checked_example():
     gold = [(0, 1, "Michael Jordan"), (2, 3, "Barack Obama"), (4, 5, "Paris"), (6, 7, "NIL"), (8, 9, "Amman")]
     predicted = [
         (0, 1, "Jordan"),  # right span, wrong entity: MD hit, EL miss
-        (2, 3, "barack_obama"),  # id compared case-insensitively: EL hit
+        (2, 3, "Barack Obama"),  # EL hit
         (4, 5, "Paris"),  # EL hit
         (6, 7, "Bob Dylan"),  # on a NIL gold span: ignored
         (7, 9, "Amman"),  # wrong span: miss for both
@@ -28,6 +28,13 @@ def test_hand_checked_example():
     # 4 counted predictions, 4 InKB golds; EL tp = 2, MD tp = 3
     assert scores["el_p"] == 0.5 and scores["el_r"] == 0.5 and scores["el_f"] == 0.5
     assert scores["md_p"] == 0.75 and scores["md_r"] == 0.75 and scores["md_f"] == 0.75
+
+
+def test_ids_are_compared_exactly():
+    """"Ayr" and "AYR" are two AIDA entities: a folded comparison would count the wrong one as right."""
+    nlp = spacy.blank("en")
+    scores = score_el([make_example(nlp, "Ayr won", [(0, 1, "AYR")], [(0, 1, "Ayr")])])
+    assert scores["el_f"] == 0.0 and scores["md_f"] == 1.0
 
 
 def test_empty_and_unlinked_predictions():

@@ -1,0 +1,226 @@
+"""The alias table p(entity | mention surface): the classic candidate generator and prior of entity linking.
+
+A prior table file is JSONL, one surface a line: ``{"alias": str, "entities": [[entity id, probability], ...]}``
+(surfaces are matched lower-cased, whitespace folded). It serves the linker twice: every window n-gram that is an
+alias adds its entities to the window's candidates, and p(e|m) of each (span, candidate) is evidence the reader
+learns to weigh. The table is kept by entity id (so it survives a KB swap) and turned into KB rows for the KB in
+use, where every entity is also reachable through its own name and aliases: a title-only KB with no prior table
+still gets candidates by name (uniform among the entities that share it).
+"""
+
+import bisect
+import json
+import re
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy
+
+from .kb import KBError, KnowledgeBase, _open_text
+
+# A surface's entities, as parallel (KB rows, probabilities) sorted by probability.
+Entry = Tuple[Tuple[int, ...], Tuple[float, ...]]
+# An alias found in a doc: (start token, end token exclusive, KB rows, probabilities).
+Match = Tuple[int, int, Tuple[int, ...], Tuple[float, ...]]
+
+_QUALIFIER = re.compile(r"\s*\([^()]*\)$")
+
+
+def normalize_surface(text: str) -> str:
+    """The form in which surfaces are compared: lower-cased, whitespace folded."""
+    return " ".join(text.lower().split())
+
+
+class AliasTable:
+    """A mention → entity prior, p(e|m), keyed by surface and entity id."""
+
+    def __init__(self, entries: Dict[str, List[Tuple[str, float]]]):
+        self.entries = entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @classmethod
+    def from_records(cls, records: Iterable[object], source: str = "<records>") -> "AliasTable":
+        entries: Dict[str, List[Tuple[str, float]]] = {}
+        for line_no, record in enumerate(records, start=1):
+            surface, pairs = _parse_record(record, f"{source}:{line_no}")
+            entries.setdefault(surface, []).extend(pairs)
+        return cls(entries)
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "AliasTable":
+        """Read a JSONL prior table; a bad line fails with file, line and reason."""
+        path = Path(path)
+        if not path.exists():
+            raise KBError(f"{path}: no such alias table")
+        entries: Dict[str, List[Tuple[str, float]]] = {}
+        with _open_text(path) as f:
+            for line_no, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise KBError(f"{path}:{line_no}: invalid JSON ({err.msg})") from None
+                surface, pairs = _parse_record(record, f"{path}:{line_no}")
+                entries.setdefault(surface, []).extend(pairs)
+        return cls(entries)
+
+    def to_records(self) -> List[Dict]:
+        return [{"alias": s, "entities": [[e, p] for e, p in pairs]} for s, pairs in self.entries.items()]
+
+
+def _parse_record(record: object, where: str) -> Tuple[str, List[Tuple[str, float]]]:
+    if not isinstance(record, dict) or not isinstance(record.get("alias"), str) or not record["alias"].strip():
+        raise KBError(f"{where}: expected an object with a non-empty string field 'alias'")
+    pairs = record.get("entities")
+    if not isinstance(pairs, list):
+        raise KBError(f"{where}: field 'entities' must be a list of [entity id, probability] pairs")
+    out = []
+    for pair in pairs:
+        if (not isinstance(pair, (list, tuple)) or len(pair) != 2 or not isinstance(pair[0], str)
+                or isinstance(pair[1], bool) or not isinstance(pair[1], (int, float)) or not 0 <= pair[1] <= 1):
+            raise KBError(f"{where}: bad entity pair {pair!r}: expected [entity id, probability in 0..1]")
+        out.append((pair[0], float(pair[1])))
+    return normalize_surface(record["alias"]), out
+
+
+def build_candidate_table(kb: KnowledgeBase, aliases: Optional[AliasTable], per_alias: int) -> Dict[str, Entry]:
+    """Surface → the best ``per_alias`` (KB rows, p(e|m)) for this KB.
+
+    Prior-table entries are mapped onto the KB (unknown ids dropped). Every entity is also reachable through its
+    name, its name without a "(...)" qualifier and its aliases: with p = 0 beside a prior-table surface (a
+    candidate the prior knows nothing of), else uniform among the entities sharing the surface.
+    """
+    by_name: Dict[str, List[int]] = {}
+    for row, ent in enumerate(kb):
+        for surface in {ent.name, _QUALIFIER.sub("", ent.name), *ent.aliases}:
+            surface = normalize_surface(surface)
+            if surface and (not by_name.get(surface) or by_name[surface][-1] != row):
+                by_name.setdefault(surface, []).append(row)
+    table: Dict[str, Dict[int, float]] = {}
+    if aliases is not None:
+        for surface, pairs in aliases.entries.items():
+            rows = table.setdefault(surface, {})
+            for entity_id, prob in pairs:
+                row = kb.resolve(entity_id)
+                if row is not None:
+                    rows[row] = max(prob, rows.get(row, 0.0))
+    for surface, rows in by_name.items():
+        known = table.get(surface)
+        if known:
+            for row in rows:
+                known.setdefault(row, 0.0)
+        else:
+            table[surface] = {row: 1.0 / len(rows) for row in rows}
+    out: Dict[str, Entry] = {}
+    for surface, rows in table.items():
+        best = sorted(rows.items(), key=lambda item: -item[1])[:per_alias]
+        if best:
+            out[surface] = (tuple(r for r, _ in best), tuple(p for _, p in best))
+    return out
+
+
+def find_matches(words: Sequence[str], spaces: Sequence[bool], table: Dict[str, Entry],
+                 max_length: int) -> List[Match]:
+    """Every span of at most ``max_length`` tokens whose surface is in ``table`` (spans never start or end on
+    whitespace tokens)."""
+    matches: List[Match] = []
+    n = len(words)
+    for start in range(n):
+        if not words[start].strip():
+            continue
+        surface = ""
+        for end in range(start + 1, min(n, start + max_length) + 1):
+            word = words[end - 1]
+            surface += word.lower() + (" " if spaces[end - 1] else "")
+            if not word.strip():
+                continue
+            entry = table.get(" ".join(surface.split()))
+            if entry is not None:
+                matches.append((start, end, entry[0], entry[1]))
+    return matches
+
+
+def expand_short_names(words: Sequence[str], matches: List[Match],
+                       eligible: Callable[[int], bool] = lambda row: True) -> List[Match]:
+    """Add the document's short references to the entities it names in full: once "Alan Shearer" matched, a later
+    (or earlier) capitalised "Shearer" is a match of the same ``eligible`` entities with the same p(e|m).
+
+    News names a person (team, company) in full once, then by surname ("Walsh", "Lara", "Bulls"); the alias table
+    alone gives those surnames no or other entities. Only the last word of a multi-word match counts, and only
+    where it stands outside every multi-word match.
+    """
+    covered = set()
+    short: Dict[str, Tuple[Dict[int, float], int]] = {}
+    for start, end, rows, probs in matches:
+        if end - start < 2:
+            continue
+        covered.update(range(start, end))
+        last = words[end - 1]
+        if len(last) < 3 or not last[0].isupper() or not last.isalpha():
+            continue
+        entry = short.setdefault(last.lower(), ({}, end - start))[0]
+        for row, prob in zip(rows, probs):
+            if eligible(row):
+                entry[row] = max(prob, entry.get(row, 0.0))
+    found = []
+    for i, word in enumerate(words):
+        if i in covered or not word[:1].isupper():
+            continue
+        entry = short.get(word.lower())
+        if entry is not None and entry[0]:
+            best = sorted(entry[0].items(), key=lambda item: -item[1])
+            found.append((i, i + 1, tuple(r for r, _ in best), tuple(p for _, p in best)))
+    return matches + found
+
+
+class DocMatches:
+    """The alias matches of one doc, sorted by start, for fast lookup by window."""
+
+    def __init__(self, matches: List[Match]):
+        self.matches = sorted(matches, key=lambda m: (m[0], m[1]))
+        self.starts = [m[0] for m in self.matches]
+
+    def within(self, start: int, end: int) -> List[Match]:
+        """The matches lying inside tokens ``start``..``end`` (exclusive)."""
+        first, last = bisect.bisect_left(self.starts, start), bisect.bisect_left(self.starts, end)
+        return [m for m in self.matches[first:last] if m[1] <= end]
+
+
+def window_alias_rows(matches: Sequence[DocMatches], windows: Sequence[Tuple[int, int, int]]) -> List[List[int]]:
+    """Each window's alias candidates: the entities of the aliases inside it, by best p(e|m) first."""
+    out = []
+    for d, s, e in windows:
+        best: Dict[int, float] = {}
+        for _, _, rows, probs in matches[d].within(s, e):
+            for row, prob in zip(rows, probs):
+                if prob >= best.get(row, -1.0):
+                    best[row] = prob
+        out.append(sorted(best, key=lambda row: -best[row]))
+    return out
+
+
+def prior_features(matches: Sequence[DocMatches], windows: Sequence[Tuple[int, int, int]],
+                   candidates: numpy.ndarray, window_size: int) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """What the reader sees of the alias table, as [p(e|m), is an alias] pairs:
+
+    per (window, candidate) the best over the window's aliases of that entity (W, C, 2); per (window, candidate,
+    position) the same for aliases that start (end) there (W, C, S+1, 2; position 0 is the no-answer slot).
+    """
+    W, C = candidates.shape
+    cand = numpy.zeros((W, C, 2), dtype="float32")
+    start = numpy.zeros((W, C, window_size + 1, 2), dtype="float32")
+    end = numpy.zeros_like(start)
+    for w, (d, s, e) in enumerate(windows):
+        column = {int(r): c for c, r in enumerate(candidates[w]) if r >= 0}
+        for ms, me, rows, probs in matches[d].within(s, e):
+            for row, prob in zip(rows, probs):
+                c = column.get(row)
+                if c is None:
+                    continue
+                for target in (cand[w, c], start[w, c, ms - s + 1], end[w, c, me - s]):
+                    target[0] = max(target[0], prob)
+                    target[1] = 1.0
+    return cand, start, end

@@ -1,0 +1,49 @@
+"""Training targets from gold mentions: pure functions over token offsets, no model involved.
+
+Golds are (start, end-exclusive, KB row) token spans of one doc; row -1 marks a NIL or out-of-KB mention: a real
+mention (the mention head learns it) that is neither a positive nor a negative of any candidate.
+"""
+
+from typing import List, Sequence, Tuple
+
+import numpy
+
+Gold = List[Tuple[int, int, int]]
+
+
+def reader_targets(windows: Sequence[Tuple[int, int, int]], candidates: numpy.ndarray, golds: Sequence[Gold],
+                   window_size: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """Gold start and end masks (W, C, S+1) of every (window, candidate).
+
+    Position p+1 is window token p; position 0 ("no answer") is set for candidates not mentioned in the window
+    (padding candidates included: the loss masks them). A candidate mentioned twice has two gold starts and ends.
+    """
+    W, C = candidates.shape
+    start = numpy.zeros((W, C, window_size + 1), dtype=bool)
+    end = numpy.zeros_like(start)
+    for w, (d, s, e) in enumerate(windows):
+        column = {int(r): c for c, r in enumerate(candidates[w]) if r >= 0}
+        for gs, ge, row in golds[d]:
+            c = column.get(row) if row >= 0 else None
+            if c is not None and gs >= s and ge <= e:
+                start[w, c, gs - s + 1] = True
+                end[w, c, ge - s] = True
+    mentioned = start.any(-1)
+    start[..., 0] = ~mentioned
+    end[..., 0] = ~mentioned
+    return start, end
+
+
+def mention_targets(gold: Gold, n_tokens: int, max_span_length: int) -> numpy.ndarray:
+    """The mention head's target (n_tokens, max_span_length): entry [i, l] is tokens i..i+l; every gold mention,
+    linked or NIL, that is not longer than ``max_span_length``."""
+    target = numpy.zeros((n_tokens, max_span_length), dtype=bool)
+    for gs, ge, _ in gold:
+        if 0 < ge - gs <= max_span_length and ge <= n_tokens:
+            target[gs, ge - gs - 1] = True
+    return target
+
+
+def valid_spans(n_tokens: int, max_span_length: int) -> numpy.ndarray:
+    """Which entries [i, l] of a doc's span grid are real spans (they end inside the doc)."""
+    return (numpy.arange(n_tokens)[:, None] + numpy.arange(max_span_length)[None, :]) < n_tokens

@@ -1,0 +1,73 @@
+import numpy
+import pytest
+import srsly
+
+from spacy_beer2.aliases import (AliasTable, DocMatches, build_candidate_table, expand_short_names, find_matches,
+                                 prior_features, window_alias_rows)
+from spacy_beer2.kb import Entity, KBError, KnowledgeBase
+
+
+@pytest.fixture
+def kb():
+    return KnowledgeBase([Entity("England", "England"), Entity("England cricket team", "England cricket team"),
+                          Entity("San Jose, California", "San Jose, California"),
+                          Entity("Paris (band)", "Paris (band)"), Entity("paris", "paris")])
+
+
+def test_load_maps_surfaces_and_names_bad_lines(tmp_path):
+    path = tmp_path / "aliases.jsonl"
+    srsly.write_jsonl(path, [{"alias": "England ", "entities": [["England", 0.6], ["England cricket team", 0.4]]}])
+    assert AliasTable.load(path).entries == {"england": [("England", 0.6), ("England cricket team", 0.4)]}
+    path.write_text('{"alias": "a", "entities": [["A", 1.0]]}\n{"alias": "b", "entities": [["B", 1.5]]}\n')
+    with pytest.raises(KBError, match=r"aliases.jsonl:2: bad entity pair"):
+        AliasTable.load(path)
+    path.write_text('{"alias": "a", "entities": [["A", 1.0]]}\n\n{"alias": ""}\n')
+    with pytest.raises(KBError, match=r"aliases.jsonl:3: expected an object"):
+        AliasTable.load(path)
+
+
+def test_candidate_table_merges_the_prior_with_the_kb_names(kb):
+    prior = AliasTable({"england": [("England cricket team", 0.7), ("England", 0.3), ("Not in KB", 0.1)]})
+    table = build_candidate_table(kb, prior, per_alias=10)
+    assert table["england"] == ((1, 0), (0.7, 0.3))  # unknown ids dropped, sorted by p(e|m)
+    assert table["england cricket team"] == ((1,), (1.0,))  # a name: uniform among the entities that share it
+    assert table["paris"] == ((3, 4), (0.5, 0.5))  # "Paris (band)" without its qualifier, and the title "paris"
+    assert build_candidate_table(kb, prior, per_alias=1)["england"] == ((1,), (0.7,))
+    # a name beside a prior-table surface joins it with p = 0
+    prior = AliasTable({"paris": [("paris", 1.0)]})
+    assert build_candidate_table(kb, prior, per_alias=10)["paris"] == ((4, 3), (1.0, 0.0))
+
+
+def test_find_matches_on_tokens(kb):
+    table = build_candidate_table(kb, None, per_alias=10)
+    words = ["In", "SAN", "JOSE", ",", "CALIFORNIA", " ", "England", "won"]
+    spaces = [True, True, False, True, False, False, True, False]
+    matches = find_matches(words, spaces, table, max_length=4)
+    assert [(s, e, rows) for s, e, rows, _ in matches] == [(1, 5, (2,)), (6, 7, (0,))]
+    assert find_matches(words, spaces, table, max_length=3) == [(6, 7, (0,), (1.0,))]
+
+
+def test_window_rows_and_prior_features():
+    matches = [DocMatches([(1, 3, (7, 8), (0.9, 0.1)), (5, 6, (8,), (0.6,)), (0, 2, (9,), (1.0,))])]
+    windows = [(0, 0, 4), (0, 2, 6)]
+    assert window_alias_rows(matches, windows) == [[9, 7, 8], [8]]
+    candidates = numpy.array([[8, 7, -1], [8, 3, 7]])
+    cand, start, end = prior_features(matches, windows, candidates, window_size=4)
+    assert cand[0].flatten().tolist() == pytest.approx([0.1, 1.0, 0.9, 1.0, 0.0, 0.0])
+    # window 0: alias "1..2" of row 7 starts at window token 1 (position 2) and ends at token 2 (position 3)
+    assert start[0, 1, 2].tolist() == pytest.approx([0.9, 1.0]) and end[0, 1, 3].tolist() == pytest.approx([0.9, 1.0])
+    assert start[0, 1].sum() == pytest.approx(1.9)
+    # window 1 (tokens 2..5): only the alias 5..5 of row 8 lies inside; row 7's alias is cut by the window edge
+    assert cand[1].flatten().tolist() == pytest.approx([0.6, 1.0, 0.0, 0.0, 0.0, 0.0])
+    assert start[1, 0, 4].tolist() == pytest.approx([0.6, 1.0]) and end[1, 0, 4].tolist() == pytest.approx([0.6, 1.0])
+
+
+def test_short_names_refer_back_to_entities_named_in_full():
+    words = ["Alan", "Shearer", "scored", ".", "Shearer", "and", "SHEARER", "shearer", "New", "York", "York"]
+    matches = [(0, 2, (5, 6), (0.9, 0.1)), (8, 10, (7,), (1.0,))]
+    expanded = expand_short_names(words, matches, eligible=lambda row: row != 7)  # row 7: a place
+    # capitalised surnames outside the full match, with the full match's entities and p(e|m); not "shearer",
+    # not "York" (a place is no short name of itself), nothing inside the full matches
+    assert expanded == matches + [(4, 5, (5, 6), (0.9, 0.1)), (6, 7, (5, 6), (0.9, 0.1))]
+    assert expand_short_names(words, matches[1:]) == matches[1:] + [(10, 11, (7,), (1.0,))]
+    assert expand_short_names(["Shearer"], []) == []

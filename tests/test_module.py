@@ -1,0 +1,113 @@
+"""Beer2Module on hand-made token states: windows, candidate sources, the reader's inputs and the joint loss."""
+
+import numpy
+import pytest
+import torch
+
+from spacy_beer2.aliases import DocMatches
+from spacy_beer2.index import EntityIndex
+from spacy_beer2.module import Beer2Module, EntityTable, RetrievalSettings, make_windows
+
+WIDTH = 8
+
+
+def make_module(**overrides) -> Beer2Module:
+    torch.manual_seed(0)
+    config = dict(input_width=WIDTH, window_size=4, window_stride=2, max_span_length=2, reader_width=8,
+                  reader_heads=2, reader_layers=1, dropout=0.0)
+    return Beer2Module(**{**config, **overrides}).eval()
+
+
+def make_table(n=6) -> EntityTable:
+    torch.manual_seed(1)
+    base = torch.nn.functional.normalize(torch.randn(n, WIDTH), dim=-1)
+    index = EntityIndex("Flat")
+    index.build(base.numpy())
+    return EntityTable(base, torch.zeros(n), torch.zeros(n, dtype=torch.long), index)
+
+
+def settings(**overrides) -> RetrievalSettings:
+    values = dict(n_candidates=2, n_train_candidates=2, n_span_candidates=1, n_random_negatives=0,
+                  span_retrieval=True, alias_candidates=True, use_priors=True, prior_dropout=0.0,
+                  mention_threshold=0.5,
+                  spans_per_token=0.5)
+    return RetrievalSettings(**{**values, **overrides})
+
+
+def test_make_windows_cover_the_doc_and_end_at_its_end():
+    assert make_windows(0, 4, 2) == []
+    assert make_windows(3, 4, 2) == [(0, 3)]
+    assert make_windows(7, 4, 2) == [(0, 4), (2, 6), (3, 7)]
+
+
+def test_alias_entities_join_the_candidates_only_when_switched_on():
+    module, table = make_module(), make_table()
+    states = [torch.randn(5, WIDTH)]
+    matches = [DocMatches([(1, 2, (5, 4), (0.8, 0.2))])]
+    batch = module.prepare(states, matches, settings())
+    module.retrieve(batch, table, settings())
+    assert {4, 5} <= set(batch.candidates[0].tolist())  # window 0 (tokens 0..3) holds the alias at token 1
+    assert batch.candidates[0, 0] == 5  # the best p(e|m) first
+    module.retrieve(batch, table, settings(alias_candidates=False))
+    assert batch.candidates.shape[1] <= 2 + 1  # dense top-2 (+ span query results) only
+
+
+def test_padding_never_becomes_kb_row_0():
+    """Regression: unique(rows.clamp(min=0)) made padding (-1) a phantom row 0, a negative of every query."""
+    module, table = make_module(), make_table()
+    batch = module.prepare([torch.randn(4, WIDTH)], [DocMatches([])], settings(span_retrieval=False))
+    batch.candidates = torch.tensor([[3, 2, -1, -1]])
+    out = module.read(batch, table, settings())
+    assert out.entity_rows.tolist() == [2, 3]
+    assert (out.rank[0, 2:] < -1e3).all()
+
+
+def test_priors_reach_the_reader_only_when_switched_on():
+    module, table = make_module(), make_table()
+    batch = module.prepare([torch.randn(4, WIDTH)], [DocMatches([(1, 2, (3,), (0.9,))])], settings())
+    batch.candidates = torch.tensor([[3, 2]])
+    with torch.no_grad():
+        on = module.read(batch, table, settings())
+        off = module.read(batch, table, settings(use_priors=False))
+        assert not torch.allclose(on.rank, off.rank)  # the window-level p(e|m) is a candidate feature
+        module.reader.features_in.weight[:, 2:] = 0.0  # keep only the direct span evidence
+        on = module.read(batch, table, settings())
+        off = module.read(batch, table, settings(use_priors=False))
+    # the alias of row 3 starts at window token 1 = position 2 and ends there: (0.9 + 1) * the initial weight 1
+    delta_start, delta_end = on.start - off.start, on.end - off.end
+    assert float(delta_start[0, 0, 2]) == pytest.approx(1.9, abs=1e-4)
+    assert float(delta_end[0, 0, 2]) == pytest.approx(1.9, abs=1e-4)
+    delta_start[0, 0, 2] = 0.0
+    assert torch.allclose(delta_start, torch.zeros_like(delta_start), atol=1e-5)
+
+
+def test_the_joint_loss_trains_every_part_and_forces_golds_in():
+    module, table = make_module(), make_table()
+    module.train()
+    states = [torch.randn(6, WIDTH, requires_grad=True)]
+    golds = [[(1, 2, 4), (3, 5, -1)]]  # a linked mention and a NIL one
+    batch = module.prepare(states, [DocMatches([])], settings(), golds)
+    module.retrieve(batch, table, settings(), golds)
+    windows_with_gold = [w for w, (_, s, e) in enumerate(batch.windows) if s <= 1 and e >= 2]
+    assert all(4 in batch.candidates[w].tolist() for w in windows_with_gold)
+    loss, parts = module.loss(batch, table, golds, settings())
+    assert set(parts) == {"reader_span", "reader_rank", "retriever_window", "retriever_span", "mention"}
+    loss.backward()
+    assert states[0].grad is not None and states[0].grad.abs().sum() > 0
+    assert module.retriever.boundaries.weight.grad.abs().sum() > 0
+    assert numpy.isfinite(loss.item())
+
+
+def test_prior_dropout_hides_the_prior_of_some_candidates_in_training_only():
+    module, table = make_module(), make_table()
+    batch = module.prepare([torch.randn(4, WIDTH)], [DocMatches([(1, 2, (3,), (0.9,))])], settings())
+    batch.candidates = torch.tensor([[3, 2]])
+    module.reader.features_in.weight.data[:, 2:] = 0.0  # keep only the direct span evidence
+    with torch.no_grad():
+        base = module.read(batch, table, settings(use_priors=False)).start[0, 0, 2]
+        assert module.read(batch, table, settings(prior_dropout=0.99)).start[0, 0, 2] > base + 1  # eval: kept
+        module.train()
+        numpy.random.seed(0)
+        hidden = [float(module.read(batch, table, settings(prior_dropout=0.5)).start[0, 0, 2] - base) for _ in range(40)]
+    assert 5 < sum(h == pytest.approx(0.0, abs=1e-5) for h in hidden) < 35
+    assert all(h == pytest.approx(0.0, abs=1e-5) or h == pytest.approx(1.9, abs=1e-4) for h in hidden)
