@@ -97,3 +97,21 @@ def test_fresh_pipeline_from_config_and_bytes_and_pickle_give_identical_links(tr
     doc = pickle.loads(pickle.dumps(nlp(texts[0])))
     assert [(e.text, e.kb_id_) for e in doc.ents] == [(t, k) for (_, _, _, k, _), t in
                                                       zip(expected[0], [e.text for e in doc.ents])]
+
+
+def test_cost_per_word_stays_flat_as_documents_grow(trained):
+    """Long documents stay linear: windows are read a chunk at a time and alias matches are looked up by window."""
+    import time
+
+    nlp = trained[0]
+    sentence = "Fans in Chicago cheered Jordan again while Paris Hilton flew to Amman . "
+
+    def ms_per_word(n_repeats):
+        text = sentence * n_repeats
+        nlp(text)  # warm up
+        begin = time.perf_counter()
+        doc = nlp(text)
+        return 1000 * (time.perf_counter() - begin) / len(doc)
+
+    short, long = ms_per_word(150), ms_per_word(1500)  # 2k and 20k words
+    assert long < 2.0 * short, (short, long)

@@ -36,7 +36,9 @@ def run_demo(tmp_path: Path, *overrides: str) -> Tuple[Dict[str, Any], str]:
 
 def test_demo_workflow_runs_end_to_end(tmp_path):
     metrics, _ = run_demo(tmp_path, "--vars.demo_max_steps", "6", "--vars.demo_eval_frequency", "3")
-    assert metrics["docs"] == 60 and 0.0 <= metrics["el_f"] <= 1.0 and metrics["retriever_pairs"] > 0
+    assert metrics["docs"] == 60 and metrics["retriever_pairs"] > 0
+    # the demo KB names every entity: alias matching alone puts the gold among the candidates
+    assert metrics["retriever_recall"] > 0.9, metrics
 
 
 @pytest.mark.slow
