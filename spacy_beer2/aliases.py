@@ -9,14 +9,13 @@ still gets candidates by name (uniform among the entities that share it).
 """
 
 import bisect
-import json
 import re
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy
 
-from .kb import KBError, KnowledgeBase, _open_text
+from .kb import KBError, KnowledgeBase, read_jsonl_records
 
 # A surface's entities, as parallel (KB rows, probabilities) sorted by probability.
 Entry = Tuple[Tuple[int, ...], Tuple[float, ...]]
@@ -55,16 +54,9 @@ class AliasTable:
         if not path.exists():
             raise KBError(f"{path}: no such alias table")
         entries: Dict[str, List[Tuple[str, float]]] = {}
-        with _open_text(path) as f:
-            for line_no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise KBError(f"{path}:{line_no}: invalid JSON ({err.msg})") from None
-                surface, pairs = _parse_record(record, f"{path}:{line_no}")
-                entries.setdefault(surface, []).extend(pairs)
+        for line_no, record in read_jsonl_records(path):
+            surface, pairs = _parse_record(record, f"{path}:{line_no}")
+            entries.setdefault(surface, []).extend(pairs)
         return cls(entries)
 
     def to_records(self) -> List[Dict]:

@@ -164,16 +164,22 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf8")
 
 
-def _read_jsonl(path: Path) -> Iterator[Tuple[int, Entity]]:
+def read_jsonl_records(path: Path) -> Iterator[Tuple[int, object]]:
+    """(line number, parsed JSON) of every non-blank line of a (gzipped) JSONL KB resource; KBError with file and
+    line for invalid JSON."""
     with _open_text(path) as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield line_no, json.loads(line)
             except json.JSONDecodeError as err:
                 raise KBError(f"{path}:{line_no}: invalid JSON ({err.msg})") from None
-            yield line_no, _parse_record(record, str(path), line_no)
+
+
+def _read_jsonl(path: Path) -> Iterator[Tuple[int, Entity]]:
+    for line_no, record in read_jsonl_records(path):
+        yield line_no, _parse_record(record, str(path), line_no)
 
 
 def _read_titles(path: Path) -> Iterator[Tuple[int, Entity]]:

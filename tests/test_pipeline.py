@@ -81,21 +81,6 @@ def test_empty_and_huge_docs(trained):
     assert all(e.kb_id_ for e in doc.ents)
 
 
-def test_keep_existing_ents(trained):
-    nlp = trained[0]
-    linker = nlp.get_pipe("beer2_linker")
-    doc = nlp.make_doc("Jordan scored for the Bulls last night .")
-    doc.ents = [Span(doc, 0, 1, label="PERSON")]
-    doc = nlp.get_pipe("transformer")(doc)
-    linker.overwrite = False
-    try:
-        doc = linker(doc)
-    finally:
-        linker.overwrite = True
-    expected = [("Jordan", "PERSON", ""), ("Bulls", "ORG", "Chicago Bulls")]
-    assert [(e.text, e.label_, e.kb_id_) for e in doc.ents] == expected
-
-
 def test_swap_kb_without_retraining(trained, tmp_path):
     nlp, examples, _, path = trained
     fresh = spacy.load(path)
