@@ -28,7 +28,13 @@ class EntityIndex:
         import faiss
 
         vectors = numpy.ascontiguousarray(vectors, dtype="float32")
-        index = faiss.index_factory(vectors.shape[1], self.factory, faiss.METRIC_INNER_PRODUCT)
+        try:
+            index = faiss.index_factory(vectors.shape[1], self.factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as err:
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"index_factory {self.factory!r} is not a faiss index factory string for "
+                             f"{vectors.shape[1]}-d vectors (e.g. 'Flat', 'HNSW32', 'IVF1024,SQ8'): "
+                             f"{first_line}") from None
         if not index.is_trained:
             index.train(vectors)
         index.add(vectors)

@@ -169,10 +169,17 @@ class Beer2Module(nn.Module):
             return
         queries = torch.cat(batch.span_queries).detach().float().cpu().numpy()
         _, span_rows = table.index.search(queries, settings.n_span_candidates)
-        spans = torch.cat(batch.spans).cpu()
-        span_doc = torch.cat([torch.full((len(s),), d) for d, s in enumerate(batch.spans)])
+        # each doc's spans sorted by start, so that a window finds its own by bisection (linear in the doc length)
+        offsets = numpy.cumsum([0] + [len(spans) for spans in batch.spans])
+        by_doc = []
+        for d, spans in enumerate(batch.spans):
+            spans = spans.cpu().numpy()
+            order = numpy.argsort(spans[:, 0], kind="stable")
+            by_doc.append((spans[order, 0], spans[order, 1], order + offsets[d]))
         for w, (d, ws, we) in enumerate(batch.windows):
-            inside = ((span_doc == d) & (spans[:, 0] >= ws) & (spans[:, 1] < we)).nonzero().flatten().tolist()
+            starts, ends, rows = by_doc[d]
+            first, last = numpy.searchsorted(starts, [ws, we])
+            inside = numpy.sort(rows[first:last][ends[first:last] < we])  # in query order, the mention head's
             span_rows_by_window[w].extend(span_rows[i] for i in inside)
 
     # -- reader side -----------------------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 SCORE_EXTENSION = "beer2_score"
 CANDIDATES_EXTENSION = CANDIDATES
+# What spacy-transformers' Transformer writes to each doc, and the listener reads.
+TRF_DATA = "trf_data"
 # Docs read by one model call when candidates are fixed at initialize.
 FIX_CANDIDATES_BATCH = 16
 # KB rows projected by the entity adapter at a time when the index is rebuilt.
@@ -71,7 +73,7 @@ REFRESH_BATCH = 65536
         "dynamic_candidates": True,
         "alias_candidates": True,
         "use_priors": True,
-        "prior_dropout": 0.3,
+        "prior_dropout": 0.0,
         "short_names": True,
         "n_alias_entities": 10,
         "threshold": 0.05,
@@ -389,9 +391,14 @@ class Beer2Linker(TrainablePipe):
     # -- prediction ------------------------------------------------------------------------------------------------
     def _retrieve(self, docs: List[Doc], settings):
         """The docs' windows with their candidates, from the current index (refreshed first if training moved it)."""
+        module = get_module(self.model)
+        if any(len(doc) and Doc.has_extension(TRF_DATA) and doc._.get(TRF_DATA) is None for doc in docs):
+            # the listener would quietly read zeros
+            raise ValueError(f"{self.name} reads the token states of the shared transformer, but a doc reached it "
+                             "without them: run the 'transformer' component first (is it disabled, or missing "
+                             "from the pipeline?)")
         if self._updates_since_refresh is not None:
             self.refresh_index()
-        module = get_module(self.model)
         module.eval()
         states = self.model.predict(docs)
         batch = module.prepare(states.tensors, self._matches(docs), settings)

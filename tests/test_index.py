@@ -1,4 +1,5 @@
 import numpy
+import pytest
 
 from spacy_beer2.index import EntityIndex
 
@@ -20,3 +21,8 @@ def test_k_larger_than_index_and_no_queries():
     index.build(numpy.eye(3, dtype="float32"))
     assert index.search(numpy.ones((1, 3), dtype="float32"), 10)[1].shape == (1, 3)
     assert index.search(numpy.zeros((0, 3), dtype="float32"), 5)[1].shape == (0, 0)
+
+
+def test_a_bad_factory_string_fails_clearly():
+    with pytest.raises(ValueError, match="index_factory 'Flatt' is not a faiss index factory string"):
+        EntityIndex("Flatt").build(numpy.eye(4, dtype="float32"))

@@ -111,3 +111,19 @@ def test_prior_dropout_hides_the_prior_of_some_candidates_in_training_only():
         hidden = [float(module.read(batch, table, settings(prior_dropout=0.5)).start[0, 0, 2] - base) for _ in range(40)]
     assert 5 < sum(h == pytest.approx(0.0, abs=1e-5) for h in hidden) < 35
     assert all(h == pytest.approx(0.0, abs=1e-5) or h == pytest.approx(1.9, abs=1e-4) for h in hidden)
+
+
+def test_span_results_go_to_exactly_the_windows_that_contain_the_span():
+    module, table = make_module(), make_table()
+    states = [torch.randn(9, WIDTH), torch.randn(3, WIDTH)]
+    batch = module.prepare(states, [DocMatches([]), DocMatches([])], settings(spans_per_token=1.0,
+                                                                             mention_threshold=0.01))
+    batch.spans = [torch.tensor([[5, 6], [0, 1], [2, 2], [3, 5]]), torch.tensor([[1, 2]])]
+    batch.span_queries = [torch.randn(4, WIDTH), torch.randn(1, WIDTH)]
+    found = [[] for _ in batch.windows]
+    module._add_span_results(batch, table, settings(), found)
+    _, rows = table.index.search(torch.cat(batch.span_queries).numpy(), 1)
+    for w, (d, s, e) in enumerate(batch.windows):
+        first = 0 if d == 0 else 4
+        expected = [first + i for i, (a, b) in enumerate(batch.spans[d].tolist()) if a >= s and b < e]
+        assert [r.tolist() for r in found[w]] == [rows[i].tolist() for i in expected], (s, e)

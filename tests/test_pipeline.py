@@ -61,16 +61,6 @@ def test_round_trip_in_a_fresh_process_gives_identical_output(trained, tmp_path)
     assert [x[4] for doc in loaded for x in doc] == pytest.approx([x[4] for doc in expected for x in doc], abs=1e-5)
 
 
-def test_to_bytes_round_trip(trained):
-    nlp, examples, _, path = trained
-    texts = [eg.reference.text for eg in examples]
-    fresh = spacy.load(path)
-    linker = fresh.get_pipe("beer2_linker")
-    linker.from_bytes(nlp.get_pipe("beer2_linker").to_bytes())
-    assert links(fresh, texts) == links(nlp, texts)
-    assert len(linker.kb) == 8 and len(linker.store.index) == 8
-
-
 def test_empty_and_huge_docs(trained):
     nlp = trained[0]
     assert nlp("").ents == ()
@@ -246,3 +236,21 @@ def test_training_dropout_reaches_the_torch_module(make_nlp):
     rates = {layer.p for layer in get_module(nlp.get_pipe("beer2_linker").model).modules()
              if isinstance(layer, torch.nn.Dropout)}
     assert rates == {0.35}
+
+
+def test_a_disabled_upstream_transformer_fails_clearly_instead_of_reading_zeros(trained):
+    nlp = trained[0]
+    with pytest.raises(ValueError, match="run the 'transformer' component first"):
+        list(nlp.pipe(["Jordan scored for the Bulls ."], disable=["transformer"]))
+
+
+def test_the_linker_loss_reaches_the_shared_transformer(make_nlp):
+    """BEER2's parameter sharing: the linker's joint loss must move the shared transformer's weights."""
+    nlp, examples, _ = make_nlp()
+    transformer = nlp.get_pipe("transformer").model.transformer
+    transformer.zero_grad()
+    nlp.update(examples, sgd=False)  # as spacy train does: updates first, finish_update after all of them
+    grads = {name: param.grad for name, param in transformer.named_parameters()}
+    assert grads["encoder.layer.1.output.dense.weight"].abs().sum() > 0
+    assert grads["embeddings.word_embeddings.weight"].abs().sum() > 0
+    assert grads["pooler.dense.weight"] is None  # unused by the listener: the gradients are the linker's
