@@ -16,7 +16,7 @@ setup(
         "spacy>=3.7,<3.9",
         "spacy-transformers>=1.3,<1.5",
         "thinc>=8.2,<8.4",
-        # A range, so that CUDA builds of torch satisfy it; the CPU wheel pin (torch==2.13.0) lives in README and CI.
+        # A range, so that CUDA builds of torch satisfy it; the CPU wheel pin (2.13.0) lives in README and CI.
         "torch>=2.1",
         "transformers>=4.30,<4.54",
         "faiss-cpu>=1.7.4",
