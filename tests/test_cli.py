@@ -80,3 +80,18 @@ def test_evaluate_link_and_set_kb_on_a_trained_pipeline(tmp_path, corpus_path, k
     result = runner.invoke(app, ["set-kb", str(model), str(tmp_path / "kb2.jsonl"), str(tmp_path / "model2")])
     assert result.exit_code == 0, result.output
     assert len(spacy.load(tmp_path / "model2").get_pipe("beer2_linker").kb) == 9
+
+
+def test_benchmark_reports_the_linker_overhead_and_per_length_costs(trained, tmp_path, corpus_path):
+    _, _, _, path = trained
+    out = tmp_path / "bench.json"
+    result = runner.invoke(app, ["benchmark", str(path), str(corpus_path), "--lengths", "50,200", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    nlp = spacy.blank("en")
+    assert data["docs"] == 6 and data["words"] == sum(len(nlp(json.loads(line)["text"]))
+                                                      for line in corpus_path.read_text().splitlines())
+    per_length = data["ms_per_word_by_length_and_component"]
+    assert set(per_length) == {"50", "200"} and set(per_length["200"]) == {"transformer", "beer2_linker"}
+    assert data["warm_pipe_seconds"] > data["warm_transformer_alone_seconds"] > 0  # the linker costs on top
+    assert 0 < data["pipe_seconds"] and data["load_seconds"] + data["pipe_seconds"] <= data["total_seconds"]
