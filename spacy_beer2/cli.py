@@ -1,4 +1,5 @@
-"""Command line: ``python -m spacy_beer2 COMMAND`` (convert, evaluate, link, benchmark, set-kb)."""
+"""Command line: ``python -m spacy_beer2 COMMAND`` (convert, evaluate, tune-threshold, link, link-corpus, benchmark,
+extend-kb, set-kb)."""
 
 import json
 import resource
@@ -10,16 +11,33 @@ from typing import Dict, List, Optional
 import typer
 from wasabi import msg, table
 
+from .visualize import WIKIPEDIA_URL
+
 app = typer.Typer(name="spacy_beer2", help="BEER2 end-to-end entity linking for spaCy", no_args_is_help=True,
                   add_completion=False)
 
 
-def _load(model: Path, gpu_id: int):
+# Commands that load a pipeline take spaCy-style config overrides after their arguments, e.g.
+# `--components.beer2_linker.n_candidates 32`: they go to spacy.load, like edits of the saved config.cfg.
+OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+INT8_HELP = "Quantize the pipeline's Linear layers to int8 after loading (CPU inference; see quantize.py)"
+
+
+def _load(model, gpu_id: int, ctx: Optional[typer.Context] = None, int8: bool = False):
     import spacy
+    from spacy.cli._util import parse_config_overrides
+
+    from .quantize import quantize_int8
 
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
-    return spacy.load(model)
+    overrides = parse_config_overrides(list(ctx.args)) if ctx is not None else {}  # (it pops from the list)
+    nlp = spacy.load(model, config=overrides)
+    if int8:
+        quantize_int8(nlp)
+    return nlp
 
 
 def _linker(nlp, required: bool = True):
@@ -86,8 +104,9 @@ def retriever_recall(docs, window_candidates) -> Dict[str, float]:
     return {"retriever_recall": found / total if total else 0.0, "retriever_pairs": total}
 
 
-@app.command("evaluate")
+@app.command("evaluate", context_settings=OVERRIDES)
 def evaluate_cli(
+    ctx: typer.Context,
     model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
     data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Gold corpus (.jsonl or .spacy)"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the metrics as JSON"),
@@ -96,6 +115,7 @@ def evaluate_cli(
     batch_size: int = typer.Option(16),
     prior_only: bool = typer.Option(False, "--prior-only", help="Baseline: keep the linker's spans, but link each "
                                     "to the argmax p(e|m) of its surface in the prior table"),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
 ) -> None:
     """EL and MD precision/recall/F1, an error breakdown of the gold mentions, retriever Recall@K and speed.
 
@@ -106,7 +126,7 @@ def evaluate_cli(
 
     from .scoring import error_breakdown, score_el
 
-    nlp = _load(model, gpu_id)
+    nlp = _load(model, gpu_id, ctx, int8)
     linker = _linker(nlp, required=False)
     gold = _gold_docs(nlp, data, limit)
     start = time.perf_counter()
@@ -124,7 +144,7 @@ def evaluate_cli(
             candidates.extend(linker.window_candidates(predicted[i : i + batch_size]))
         metrics.update(retriever_recall(gold, candidates), n_candidates=linker.n_candidates)
     metrics.update(docs=len(gold), words=words, seconds=seconds, words_per_second=words / seconds,
-                   data=str(data), model=str(model))
+                   data=str(data), model=str(model), overrides=" ".join(ctx.args), int8=int8)
     msg.table({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in metrics.items()})
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -149,8 +169,9 @@ def relink_by_prior(doc, linker):
     return doc
 
 
-@app.command("tune-threshold")
+@app.command("tune-threshold", context_settings=OVERRIDES)
 def tune_threshold_cli(
+    ctx: typer.Context,
     model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
     data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Development corpus (.jsonl or .spacy)"),
     thresholds: str = typer.Option("0.005,0.01,0.02,0.03,0.05,0.1,0.15,0.2,0.3,0.5", help="Comma-separated values"),
@@ -166,7 +187,7 @@ def tune_threshold_cli(
     from .decoding import resolve
     from .scoring import score_el
 
-    nlp = _load(model, gpu_id)
+    nlp = _load(model, gpu_id, ctx)
     linker = _linker(nlp)
     values = sorted(float(t) for t in thresholds.split(","))
     gold = _gold_docs(nlp, data, 0)
@@ -196,27 +217,83 @@ def tune_threshold_cli(
         msg.good(f"saved the pipeline with threshold {best} -> {save}")
 
 
-@app.command("link")
+@app.command("link", context_settings=OVERRIDES)
 def link_cli(
-    model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="Trained pipeline directory or installed package name"),
     text: Optional[str] = typer.Argument(None, help="Text to link (default: --file, or standard input)"),
     file: Optional[Path] = typer.Option(None, "--file", "-f", exists=True, help="A text file, one doc per line"),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write a displaCy page of the linked entities"),
+    jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Also write the links as JSONL, one doc per line"),
+    kb_url_template: str = typer.Option(WIKIPEDIA_URL, help="Where an entity's page is: {} is its (URL-quoted) id; "
+                                        "an empty string for no links"),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
 ) -> None:
-    """Print the linked entities of a text, a file (one doc per line) or standard input."""
-    nlp = _load(model, -1)
+    """Print the linked entities of a text, a file (one doc per line) or standard input; optionally write them as
+    a displaCy page (KB links, scores and candidates on hover) and as JSONL."""
+    from .corpus_linking import doc_links
+    from .visualize import render_html
+
+    nlp = _load(model, -1, ctx, int8)
     if text is not None:
         texts = [text]
     else:
         lines = file.read_text(encoding="utf8").splitlines() if file else sys.stdin.read().splitlines()
         texts = [line for line in lines if line.strip()]
-    for doc in nlp.pipe(texts):
+    docs = list(nlp.pipe(texts))
+    for doc in docs:
         print(doc.text)
         rows = [(ent.text, ent.label_, ent.kb_id_, f"{ent._.beer2_score:.3f}") for ent in doc.ents]
         print(table(rows, header=("mention", "label", "entity", "score")) if rows else "  (no entities)\n")
+    if html:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_html(docs, kb_url_template or None), encoding="utf8")
+        msg.good(f"displaCy page -> {html}")
+    if jsonl:
+        jsonl.parent.mkdir(parents=True, exist_ok=True)
+        with jsonl.open("w", encoding="utf8") as f:
+            for doc in docs:
+                f.write(json.dumps({"text": doc.text, "links": doc_links(doc)}, ensure_ascii=False) + "\n")
+        msg.good(f"links -> {jsonl}")
 
 
-@app.command("benchmark")
+@app.command("link-corpus")
+def link_corpus_cli(
+    model: str = typer.Argument(..., help="Trained pipeline directory or installed package name"),
+    input_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL corpus, one record a line"),
+    output: Path = typer.Argument(..., dir_okay=False, help="JSONL output: each record with its 'links'"),
+    text_field: str = typer.Option("text", help="The field of each record that holds its text"),
+    shard_size: int = typer.Option(1000, help="Records per shard (the unit of resuming and of Ray tasks)"),
+    batch_size: int = typer.Option(16),
+    n_process: int = typer.Option(1, "--n-process", help="Local backend: processes of nlp.pipe"),
+    backend: str = typer.Option("local", help="'local' or 'ray' (Ray Data; pip install 'spacy-beer2[ray]')"),
+    n_workers: int = typer.Option(2, help="Ray backend: actors, each with its own pipeline and one CPU"),
+    ray_address: Optional[str] = typer.Option(None, help="Ray backend: the cluster to join ('auto' for the "
+                                              "running one; default: start a local one)"),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
+) -> None:
+    """Link a whole JSONL corpus; a rerun after an interruption resumes where it stopped (shards in OUT.parts/)."""
+    from tqdm import tqdm
+
+    from .corpus import CorpusError
+    from .corpus_linking import link_corpus
+
+    try:
+        with tqdm(unit="doc", desc="Linking") as bar:
+            stats = link_corpus(model, input_path, output, text_field=text_field, shard_size=shard_size,
+                                batch_size=batch_size, n_process=n_process, backend=backend, n_workers=n_workers,
+                                ray_address=ray_address, int8=int8, progress=bar)
+    except (CorpusError, ValueError, ImportError) as err:
+        msg.fail(str(err), exits=1)
+    resumed = f" ({stats['shards_skipped']} of {stats['shards']} shards were already done)" \
+        if stats["shards_skipped"] else ""
+    msg.good(f"{stats['records']} records, {stats['links']} links in {stats['seconds']:.1f} s "
+             f"({stats['records'] / max(stats['seconds'], 1e-9):.1f} records/s) -> {output}{resumed}")
+
+
+@app.command("benchmark", context_settings=OVERRIDES)
 def benchmark_cli(
+    ctx: typer.Context,
     model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
     data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Corpus (.jsonl or .spacy)"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the timings as JSON"),
@@ -224,6 +301,7 @@ def benchmark_cli(
     batch_size: int = typer.Option(16),
     lengths: str = typer.Option("", help="Also time single docs of these word counts (comma-separated), made of "
                                 "the corpus's text: ms per word of each component, as the length grows"),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
 ) -> None:
     """Whole-pipeline wall time from a cold start (load included), words/s and peak memory; then, warm, the same
     texts through the shared transformer alone (the linker's overhead) and the per-length rate."""
@@ -232,7 +310,7 @@ def benchmark_cli(
     import torch
 
     start = time.perf_counter()
-    nlp = _load(model, gpu_id)
+    nlp = _load(model, gpu_id, ctx, int8)
     loaded = time.perf_counter()
     texts = [doc.text for doc in _gold_docs(nlp, data, 0)]
     words = sum(len(nlp.make_doc(t)) for t in texts)
@@ -263,7 +341,7 @@ def benchmark_cli(
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
         + (f", GPU {torch.cuda.get_device_name(0)}" if gpu_id >= 0 else ", CPU only"),
-        "data": str(data), "model": str(model),
+        "data": str(data), "model": str(model), "overrides": " ".join(ctx.args), "int8": int8,
     }
     msg.table({k: f"{v:.2f}" if isinstance(v, float) else v for k, v in metrics.items()})
     if output:

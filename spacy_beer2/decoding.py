@@ -27,26 +27,69 @@ def window_links(
     threshold: float,
     n_alternatives: int,
 ) -> List[Tuple[int, Link]]:
-    """(window, link) for every span and candidate whose score exceeds ``threshold`` (see ``span_log_probs``)."""
+    """(window, link) for every span and candidate whose score exceeds ``threshold`` (see ``span_log_probs``).
+
+    Only what can pass is scored: a candidate's best start, best end and rank bound each of its spans' scores (every
+    factor is a probability), so candidates under the threshold by that bound are skipped, and the others are
+    scored on the band of spans up to ``max_span_length`` tokens, not on all S x S pairs.
+    """
     W, C, S1 = start.shape
     if W == 0 or C == 0 or S1 < 2:
         return []
-    scores = span_log_probs(start, end) + F.logsigmoid(rank).view(W, C, 1, 1)  # (W, C, S, S)
-    i = torch.arange(S1 - 1, device=start.device)
-    band = (i.view(1, -1) >= i.view(-1, 1)) & (i.view(1, -1) - i.view(-1, 1) < max_span_length)
-    scores = scores.masked_fill(~band, float("-inf")).masked_fill((rows < 0).view(W, C, 1, 1), float("-inf"))
-    hits = (scores > math.log(threshold)).nonzero().tolist()
+    log_threshold = math.log(threshold)
+    terms = _SpanTerms(start, end, rank)
+    bound = terms.lp_start.max(-1).values + terms.lp_end.max(-1).values + terms.lp_rank
+    kept = ((bound > log_threshold) & (rows >= 0)).nonzero()
+    if not len(kept):
+        return []
+    S, L = S1 - 1, min(max_span_length, S1 - 1)
+    w, c = kept[:, 0].view(-1, 1, 1), kept[:, 1].view(-1, 1, 1)
+    s = torch.arange(S, device=start.device).view(1, S, 1)
+    e = s + torch.arange(L, device=start.device).view(1, 1, L)
+    scores = terms.score(w, c, s, e.clamp(max=S - 1)).masked_fill(e >= S, float("-inf"))  # (K, S, L)
+    hits = (scores > log_threshold).nonzero()
+    if not len(hits):
+        return []
+    hit_w, hit_c = kept[hits[:, 0], 0], kept[hits[:, 0], 1]
+    hit_s, hit_e = hits[:, 1], hits[:, 1] + hits[:, 2]
+    hit_scores = scores[hits[:, 0], hits[:, 1], hits[:, 2]].exp().tolist()
+    alternatives: Dict[Tuple[int, int, int], List[Tuple[int, float]]] = {}
+    if n_alternatives:
+        # every candidate's score on each distinct hit span: the best ones are the span's alternatives
+        spans, inverse = torch.unique(torch.stack([hit_w, hit_s, hit_e], dim=1), dim=0, return_inverse=True)
+        span_w, span_s, span_e = spans[:, 0:1], spans[:, 1:2], spans[:, 2:3]
+        every = torch.arange(C, device=start.device).view(1, C)
+        per_candidate = terms.score(span_w, every, span_s, span_e).masked_fill(rows[span_w.view(-1)] < 0,
+                                                                               float("-inf"))
+        top = torch.topk(per_candidate, min(n_alternatives, C), dim=-1)
+        top_rows = rows[span_w, top.indices].tolist()
+        top_probs = top.values.exp().tolist()
+        for u, (sw, ss, se) in enumerate(spans.tolist()):
+            alternatives[(sw, ss, se)] = [(r, p) for r, p in zip(top_rows[u], top_probs[u]) if r >= 0]
     links = []
-    for w, c, s, e in hits:
-        offset = int(offsets[w])
-        link = Link(offset + s, offset + e + 1, int(rows[w, c]), float(scores[w, c, s, e].exp()))
-        if n_alternatives:
-            top = torch.topk(scores[w, :, s, e], min(n_alternatives, C))
-            link.alternatives = [
-                (int(rows[w, j]), float(p.exp())) for p, j in zip(top.values, top.indices) if rows[w, j] >= 0
-            ]
-        links.append((w, link))
+    for w_, c_, s_, e_, score in zip(hit_w.tolist(), hit_c.tolist(), hit_s.tolist(), hit_e.tolist(), hit_scores):
+        offset = int(offsets[w_])
+        link = Link(offset + s_, offset + e_ + 1, int(rows[w_, c_]), score)
+        link.alternatives = list(alternatives.get((w_, s_, e_), []))
+        links.append((w_, link))
     return links
+
+
+class _SpanTerms:
+    """The per-position terms of ``span_log_probs``, from which the score of any (window, candidate, start, end)
+    is a few gathers (indices broadcast against each other)."""
+
+    def __init__(self, start: torch.Tensor, end: torch.Tensor, rank: torch.Tensor):
+        self.lp_start = start.log_softmax(-1)[..., 1:]  # (W, C, S)
+        self.lp_end = end.log_softmax(-1)[..., 1:]
+        self.lp_rank = F.logsigmoid(rank)  # (W, C)
+        # cumulative log(1 - p): [e] - [s] sums the starts s < k <= e; with a leading 0, the ends s <= k < e
+        self.no_start = torch.log1p(-self.lp_start.exp().clamp(max=1 - 1e-6)).cumsum(-1)
+        self.no_end = F.pad(torch.log1p(-self.lp_end.exp().clamp(max=1 - 1e-6)).cumsum(-1), (1, 0))
+
+    def score(self, w: torch.Tensor, c: torch.Tensor, s: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return (self.lp_start[w, c, s] + self.lp_end[w, c, e] + self.no_start[w, c, e] - self.no_start[w, c, s]
+                + self.no_end[w, c, e] - self.no_end[w, c, s] + self.lp_rank[w, c])
 
 
 def span_log_probs(start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:

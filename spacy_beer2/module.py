@@ -39,6 +39,7 @@ class RetrievalSettings:
     alias_candidates: bool
     use_priors: bool
     prior_dropout: float
+    title_dropout: float
     mention_threshold: float
     spans_per_token: float
 
@@ -51,6 +52,7 @@ class EntityTable:
     popularity: torch.Tensor  # (N,)
     types: torch.Tensor  # (N,) type bucket, 0 = unknown
     index: EntityIndex
+    titles: Optional[torch.Tensor] = None  # (N, H) base vectors of the names alone (training with title_dropout)
 
 
 @dataclass
@@ -189,27 +191,42 @@ class Beer2Module(nn.Module):
         rows = batch.candidates[windows]
         valid = rows >= 0
         entity_rows, inverse = torch.unique(rows[valid], return_inverse=True)
-        entity_vectors = self.retriever.entity_vectors(table.base[entity_rows])
+        device = rows.device
+        base = table.base[entity_rows]
+        safe_rows = rows.clamp(min=0)
+        popularity, types = table.popularity[safe_rows], table.types[safe_rows]
+        # title dropout: some entities are shown as a title-only KB shows them (the vector of the name alone, no
+        # popularity, type or p(e|m)), so that entities a swapped-in KB knows only by name can still be linked
+        titled = torch.zeros(rows.shape, dtype=torch.bool, device=device)
+        if self.training and settings.title_dropout > 0 and table.titles is not None:
+            shown_as_title = torch.rand(len(entity_rows), device=device) < settings.title_dropout
+            base = torch.where(shown_as_title[:, None], table.titles[entity_rows], base)
+            titled[valid] = shown_as_title[inverse]
+            popularity = popularity.masked_fill(titled, 0.0)
+            types = types.masked_fill(titled, 0)
+        entity_vectors = self.retriever.entity_vectors(base)
         cands = entity_vectors.new_zeros((*rows.shape, entity_vectors.shape[1]))
         cands[valid] = entity_vectors[inverse]
         queries = batch.window_queries[windows]
-        safe_rows = rows.clamp(min=0)
         priors, start_priors, end_priors = prior_features(
             batch.matches, batch.windows[windows], rows.cpu().numpy(), self.window_size)
         if not settings.use_priors:
             priors[:], start_priors[:], end_priors[:] = 0.0, 0.0, 0.0
-        elif self.training and settings.prior_dropout > 0:
-            # hide the prior of some candidates, so that the reader also learns to link from context alone
-            hidden = numpy.random.random_sample(priors.shape[:2]) < settings.prior_dropout
-            priors[hidden], start_priors[hidden], end_priors[hidden] = 0.0, 0.0, 0.0
-        device = rows.device
+        else:
+            if self.training and settings.prior_dropout > 0:
+                # hide the prior of some candidates, so that the reader also learns to link from context alone
+                hidden = numpy.random.random_sample(priors.shape[:2]) < settings.prior_dropout
+                priors[hidden], start_priors[hidden], end_priors[hidden] = 0.0, 0.0, 0.0
+            # a title-only entity has no p(e|m); its name still matches the text (is-an-alias stays)
+            titled_np = titled.cpu().numpy()
+            priors[titled_np, 0], start_priors[titled_np, :, 0], end_priors[titled_np, :, 0] = 0.0, 0.0, 0.0
         features = torch.cat([
-            torch.stack([torch.einsum("wch,wh->wc", cands, queries), table.popularity[safe_rows]], dim=-1),
+            torch.stack([torch.einsum("wch,wh->wc", cands, queries), popularity], dim=-1),
             torch.as_tensor(priors, device=device),
         ], dim=-1)
         tokens = batch.padded_states[batch.window_tokens[windows]]
         token_mask = batch.window_tokens[windows] < batch.padded_states.shape[0] - 1
-        start, end, rank = self.reader(tokens, token_mask, cands, table.types[safe_rows], features, valid,
+        start, end, rank = self.reader(tokens, token_mask, cands, types, features, valid,
                                        torch.as_tensor(start_priors, device=device),
                                        torch.as_tensor(end_priors, device=device))
         return ReaderOutput(start, end, rank, entity_vectors, entity_rows)

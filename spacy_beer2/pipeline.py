@@ -25,7 +25,7 @@ from .corpus import NIL
 from .decoding import Link, resolve
 from .kb import KnowledgeBase
 from .model import build_module, get_module, set_module_dropout
-from .scoring import CANDIDATES, score_el
+from .scoring import CANDIDATES, SCORE, score_el
 from .store import EntityStore
 
 DEFAULT_MODEL_CONFIG = """
@@ -49,8 +49,6 @@ upstream = "*"
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
-SCORE_EXTENSION = "beer2_score"
-CANDIDATES_EXTENSION = CANDIDATES
 # What spacy-transformers' Transformer writes to each doc, and the listener reads.
 TRF_DATA = "trf_data"
 # Docs read by one model call when candidates are fixed at initialize.
@@ -61,8 +59,8 @@ REFRESH_BATCH = 65536
 
 @Language.factory(
     "beer2_linker",
-    assigns=["doc.ents", "token.ent_kb_id", "token.ent_type", f"span._.{SCORE_EXTENSION}",
-             f"span._.{CANDIDATES_EXTENSION}"],
+    assigns=["doc.ents", "token.ent_kb_id", "token.ent_type", f"span._.{SCORE}",
+             f"span._.{CANDIDATES}"],
     default_config={
         "model": DEFAULT_MODEL,
         "n_candidates": 100,
@@ -74,6 +72,7 @@ REFRESH_BATCH = 65536
         "alias_candidates": True,
         "use_priors": True,
         "prior_dropout": 0.0,
+        "title_dropout": 0.2,
         "short_names": True,
         "n_alias_entities": 10,
         "threshold": 0.05,
@@ -103,6 +102,7 @@ def make_beer2_linker(
     alias_candidates: bool,
     use_priors: bool,
     prior_dropout: float,
+    title_dropout: float,
     short_names: bool,
     n_alias_entities: int,
     threshold: float,
@@ -143,6 +143,7 @@ class Beer2Linker(TrainablePipe):
         alias_candidates: bool,
         use_priors: bool,
         prior_dropout: float,
+        title_dropout: float,
         short_names: bool,
         n_alias_entities: int,
         threshold: float,
@@ -160,8 +161,9 @@ class Beer2Linker(TrainablePipe):
         for setting, value in (("threshold", threshold), ("mention_threshold", mention_threshold)):
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name}: {setting} must be a probability strictly between 0 and 1, got {value}")
-        if not 0.0 <= prior_dropout < 1.0:
-            raise ValueError(f"{name}: prior_dropout must be in [0, 1), got {prior_dropout}")
+        for setting, value in (("prior_dropout", prior_dropout), ("title_dropout", title_dropout)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name}: {setting} must be in [0, 1), got {value}")
         for setting, value in (("n_candidates", n_candidates), ("n_train_candidates", n_train_candidates),
                                ("index_refresh_every", index_refresh_every), ("entity_batch_size", entity_batch_size),
                                ("n_alias_entities", n_alias_entities)):
@@ -180,6 +182,7 @@ class Beer2Linker(TrainablePipe):
         self.alias_candidates = alias_candidates
         self.use_priors = use_priors
         self.prior_dropout = prior_dropout
+        self.title_dropout = title_dropout
         self.short_names = short_names
         self.threshold = threshold
         self.mention_threshold = mention_threshold
@@ -194,7 +197,7 @@ class Beer2Linker(TrainablePipe):
         self._updates_since_refresh: Optional[int] = None  # None: the index matches the weights
         self._fixed_candidates: Dict[str, List[List[int]]] = {}
         self._optimizer: Optional[Optimizer] = None
-        for ext in (SCORE_EXTENSION, CANDIDATES_EXTENSION):
+        for ext in (SCORE, CANDIDATES):
             if not Span.has_extension(ext):
                 Span.set_extension(ext, default=None)
 
@@ -299,10 +302,10 @@ class Beer2Linker(TrainablePipe):
         self.store.build_index(numpy.concatenate(vectors))
         self._updates_since_refresh = None
 
-    def _entity_table(self):
+    def _entity_table(self, titles: bool = False):
         if self.store.kb is None:
             raise ValueError(f"{self.name} has no KB: initialize it with one, or call set_kb()")
-        return self.store.entity_table(next(get_module(self.model).parameters()).device)
+        return self.store.entity_table(next(get_module(self.model).parameters()).device, titles)
 
     def _settings(self):
         from .module import RetrievalSettings
@@ -311,7 +314,7 @@ class Beer2Linker(TrainablePipe):
             n_candidates=self.n_candidates, n_train_candidates=self.n_train_candidates,
             n_span_candidates=self.n_span_candidates, n_random_negatives=self.n_random_negatives,
             span_retrieval=self.span_retrieval, alias_candidates=self.alias_candidates, use_priors=self.use_priors,
-            prior_dropout=self.prior_dropout,
+            prior_dropout=self.prior_dropout, title_dropout=self.title_dropout,
             mention_threshold=self.mention_threshold, spans_per_token=self.spans_per_token,
         )
 
@@ -345,7 +348,7 @@ class Beer2Linker(TrainablePipe):
         set_dropout_rate(self.model, drop)
         set_module_dropout(self.model, drop)
         states, backprop = self.model.begin_update(docs)
-        table = self._entity_table()
+        table = self._entity_table(titles=self.title_dropout > 0)
         settings = self._settings()
         batch = module.prepare(states.tensors, self._matches(docs), settings, golds)
         fixed = ([self._fixed_candidates.get(_doc_key(eg.reference)) for eg in examples]
@@ -446,8 +449,8 @@ class Beer2Linker(TrainablePipe):
             for link in doc_links:
                 entity = kb[link.row]
                 span = Span(doc, link.start, link.end, label=entity.type or self.default_label, kb_id=entity.id)
-                span._.set(SCORE_EXTENSION, link.score)
-                span._.set(CANDIDATES_EXTENSION, [(kb[row].id, score) for row, score in link.alternatives])
+                span._.set(SCORE, link.score)
+                span._.set(CANDIDATES, [(kb[row].id, score) for row, score in link.alternatives])
                 spans.append(span)
             if self.overwrite:
                 doc.ents = spans

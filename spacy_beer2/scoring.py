@@ -16,6 +16,7 @@ from spacy.util import registry
 from .corpus import NIL
 
 CANDIDATES = "beer2_candidates"  # the span extension the linker writes its best candidates to
+SCORE = "beer2_score"  # the span extension the linker writes the link's score to
 
 
 def _prf(tp: int, n_pred: int, n_gold: int, prefix: str) -> Dict[str, float]:

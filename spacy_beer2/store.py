@@ -40,6 +40,7 @@ class EntityStore:
         self.n_alias_entities = n_alias_entities
         self._surfaces: Optional[Dict[str, Entry]] = None
         self._table: Optional["EntityTable"] = None
+        self._title_vectors: Optional[numpy.ndarray] = None
 
     def __len__(self) -> int:
         return 0 if self.kb is None else len(self.kb)
@@ -55,6 +56,7 @@ class EntityStore:
         self.vectors = self.encoder.encode(self.kb.texts(), batch_size=self.entity_batch_size)
         self._surfaces = None
         self._table = None
+        self._title_vectors = None
 
     @property
     def surfaces(self) -> Dict[str, Entry]:
@@ -77,8 +79,9 @@ class EntityStore:
         """Places are not referred to by the last word of their name ("New York" is no "York")."""
         return self._require_kb()[row].type not in SHORT_NAME_EXCLUDED_TYPES
 
-    def entity_table(self, device: object) -> "EntityTable":
-        """The KB's base vectors and features as tensors on ``device`` (cached until the KB changes)."""
+    def entity_table(self, device: object, titles: bool = False) -> "EntityTable":
+        """The KB's base vectors and features as tensors on ``device`` (cached until the KB changes); with
+        ``titles``, also the base vectors of the entity names alone (see ``title_vectors``)."""
         import torch
 
         from .module import EntityTable
@@ -90,7 +93,23 @@ class EntityStore:
             self._table = EntityTable(torch.as_tensor(self.vectors, device=device),
                                       torch.as_tensor(popularity, device=device),
                                       torch.as_tensor(types, device=device), self.index)
+        if titles and self._table.titles is None:
+            self._table.titles = torch.as_tensor(self.title_vectors(), device=device)
         return self._table
+
+    def title_vectors(self) -> numpy.ndarray:
+        """Base vectors of the entities as a title-only KB would have them (the name alone), for training with
+        title dropout. Derived from the KB and the frozen encoder on first use, so never saved; entities that are
+        only a name already have theirs."""
+        kb = self._require_kb()
+        if self._title_vectors is None:
+            vectors = self.vectors.copy()
+            richer = [row for row, ent in enumerate(kb) if ent.text() != ent.name]
+            if richer:
+                vectors[richer] = self.encoder.encode([kb[row].name for row in richer],
+                                                      batch_size=self.entity_batch_size)
+            self._title_vectors = vectors
+        return self._title_vectors
 
     def build_index(self, vectors: numpy.ndarray) -> None:
         self.index.build(vectors)
@@ -119,7 +138,7 @@ class EntityStore:
 
         def load_kb_records(data: bytes) -> None:
             self.kb = KnowledgeBase.from_dicts(srsly.msgpack_loads(data))
-            self._surfaces = self._table = None
+            self._surfaces = self._table = self._title_vectors = None
 
         def load_aliases(data: bytes) -> None:
             self.aliases = AliasTable.from_records(srsly.msgpack_loads(data))
@@ -127,10 +146,11 @@ class EntityStore:
 
         def load_vectors(data: bytes) -> None:
             self.vectors = _array_from_bytes(data)
-            self._table = None
+            self._table = self._title_vectors = None
 
         def load_encoder(data: bytes) -> None:
             self.encoder = EntityEncoder.from_bytes(srsly.msgpack_loads(data))
+            self._title_vectors = None
 
         return {"kb": load_kb_records, "aliases": load_aliases, "entity_vectors": load_vectors,
                 "index": self.index.from_bytes, "entity_encoder": load_encoder}

@@ -28,7 +28,7 @@ def test_convert_cli_reports_bad_line(tmp_path):
 
 def test_python_m_entry():
     result = subprocess.run([sys.executable, "-m", "spacy_beer2", "--help"], capture_output=True, text=True, check=True)
-    for command in ("convert", "evaluate", "tune-threshold", "link", "benchmark", "set-kb"):
+    for command in ("convert", "evaluate", "tune-threshold", "link", "link-corpus", "benchmark", "extend-kb", "set-kb"):
         assert command in result.stdout
 
 
@@ -95,3 +95,15 @@ def test_benchmark_reports_the_linker_overhead_and_per_length_costs(trained, tmp
     assert set(per_length) == {"50", "200"} and set(per_length["200"]) == {"transformer", "beer2_linker"}
     assert data["warm_pipe_seconds"] > data["warm_transformer_alone_seconds"] > 0  # the linker costs on top
     assert 0 < data["pipe_seconds"] and data["load_seconds"] + data["pipe_seconds"] <= data["total_seconds"]
+
+
+def test_config_overrides_after_the_arguments_reach_the_loaded_pipeline(trained, corpus_path, tmp_path):
+    _, _, _, model = trained
+    metrics = tmp_path / "metrics.json"
+    result = runner.invoke(app, ["evaluate", str(model), str(corpus_path), "-o", str(metrics),
+                                 "--components.beer2_linker.n_candidates", "2",
+                                 "--components.beer2_linker.alias_candidates", "false"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(metrics.read_text())
+    assert data["n_candidates"] == 2 and data["retriever_recall"] < 1.0  # 8 entities, 2 candidates a window
+    assert "n_candidates 2" in data["overrides"]

@@ -66,3 +66,34 @@ def test_a_candidate_mentioned_twice_gives_two_links_not_one_span_across_both():
     found = window_links(start, end, torch.full((1, 1), 10.0), torch.tensor([[4]]), torch.tensor([0]),
                          max_span_length=10, threshold=0.1, n_alternatives=0)
     assert [(lk.start, lk.end) for lk in resolve(lk for _, lk in found)] == [(0, 2), (3, 5)]
+
+
+def test_window_links_equal_scoring_every_span_of_every_candidate():
+    """The pruned, banded decoding finds exactly the links (and alternatives) of the plain S x S definition."""
+    import math
+
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    W, C, S, L, threshold = 3, 7, 12, 4, 0.02
+    start, end = torch.randn(W, C, S + 1) * 4, torch.randn(W, C, S + 1) * 4
+    start[..., 0] -= 3.0  # some candidates confident, most not
+    rank = torch.randn(W, C) * 3
+    rows = torch.randint(0, 50, (W, C))
+    rows[1, 5:] = -1
+    offsets = torch.tensor([0, 8, 16])
+    found = window_links(start, end, rank, rows, offsets, L, threshold, n_alternatives=3)
+    full = span_log_probs(start, end) + F.logsigmoid(rank).view(W, C, 1, 1)
+    i = torch.arange(S)
+    band = (i.view(1, -1) >= i.view(-1, 1)) & (i.view(1, -1) - i.view(-1, 1) < L)
+    full = full.masked_fill(~band, float("-inf")).masked_fill((rows < 0).view(W, C, 1, 1), float("-inf"))
+    expected = [(w, int(offsets[w]) + s, int(offsets[w]) + e + 1, int(rows[w, c]), float(full[w, c, s, e].exp()))
+                for w, c, s, e in (full > math.log(threshold)).nonzero().tolist()]
+    assert len(expected) > 5
+    assert [(w, lk.start, lk.end, lk.row) for w, lk in found] == [x[:4] for x in expected]
+    assert [lk.score for _, lk in found] == pytest.approx([x[4] for x in expected], rel=1e-4)
+    for w, lk in found:
+        s, e = lk.start - int(offsets[w]), lk.end - 1 - int(offsets[w])
+        top = torch.topk(full[w, :, s, e], 3)
+        assert [r for r, _ in lk.alternatives] == [int(rows[w, j]) for p, j in zip(top.values, top.indices)
+                                                   if rows[w, j] >= 0]

@@ -28,7 +28,7 @@ def make_table(n=6) -> EntityTable:
 
 def settings(**overrides) -> RetrievalSettings:
     values = dict(n_candidates=2, n_train_candidates=2, n_span_candidates=1, n_random_negatives=0,
-                  span_retrieval=True, alias_candidates=True, use_priors=True, prior_dropout=0.0,
+                  span_retrieval=True, alias_candidates=True, use_priors=True, prior_dropout=0.0, title_dropout=0.0,
                   mention_threshold=0.5,
                   spans_per_token=0.5)
     return RetrievalSettings(**{**values, **overrides})
@@ -127,3 +127,34 @@ def test_span_results_go_to_exactly_the_windows_that_contain_the_span():
         first = 0 if d == 0 else 4
         expected = [first + i for i, (a, b) in enumerate(batch.spans[d].tolist()) if a >= s and b < e]
         assert [r.tolist() for r in found[w]] == [rows[i].tolist() for i in expected], (s, e)
+
+
+def test_title_dropout_shows_some_entities_as_a_title_only_kb_would_in_training_only():
+    module, table = make_module(), make_table()
+    table.popularity[:] = 1.0
+    table.types[:] = 3
+    table.titles = torch.nn.functional.normalize(torch.randn(6, WIDTH), dim=-1)
+    batch = module.prepare([torch.randn(4, WIDTH)], [DocMatches([(1, 2, (3,), (0.9,))])], settings())
+    batch.candidates = torch.tensor([[3, 2]])
+    module.reader.features_in.weight.data[:, 2:] = 0.0  # keep only the direct span evidence
+    on = settings(title_dropout=0.99)
+    with torch.no_grad():
+        full = module.read(batch, table, on)  # eval: the full entity
+        assert torch.allclose(full.entity_vectors, module.retriever.entity_vectors(table.base[[2, 3]]))
+        module.train()
+        torch.manual_seed(0)
+        titled = module.read(batch, table, on)
+        assert torch.allclose(titled.entity_vectors, module.retriever.entity_vectors(table.titles[[2, 3]]))
+        torch.manual_seed(0)
+        no_prior = module.read(batch, table, settings(use_priors=False, title_dropout=0.99)).start[0, 0, 2]
+        # p(e|m) is gone, the name still matches: only the is-an-alias evidence (weight 1) is left
+        assert float(titled.start[0, 0, 2] - no_prior) == pytest.approx(1.0, abs=1e-4)
+        # popularity and type are gone too: the same read with them zeroed gives the same ranks
+        table.popularity[:] = 0.0
+        table.types[:] = 0
+        torch.manual_seed(0)
+        assert torch.allclose(module.read(batch, table, on).rank, titled.rank, atol=1e-5)
+        table.popularity[:] = 1.0
+        table.types[:] = 3
+        torch.manual_seed(0)
+        assert not torch.allclose(module.read(batch, table, settings()).rank, titled.rank, atol=1e-3)

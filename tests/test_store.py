@@ -54,3 +54,17 @@ def test_features_do_not_depend_on_the_kb_maximum(store, tmp_path):
     store.set_kb(load_kb(tmp_path / "titles.jsonl"))
     table = store.entity_table("cpu")
     assert float(table.popularity[0]) == 0.0 and int(table.types[0]) == 0
+
+
+def test_title_vectors_are_the_names_alone(store, tmp_path):
+    kb = store.kb
+    titles = store.title_vectors()
+    paris = kb.row("Paris")
+    assert kb[paris].text() != "Paris"
+    assert titles[paris] == pytest.approx(store.encoder.encode(["Paris"])[0], abs=1e-5)
+    assert not numpy.allclose(titles[paris], store.vectors[paris])
+    assert store.entity_table("cpu").titles is None  # only built when training asks for them
+    assert numpy.array_equal(store.entity_table("cpu", titles=True).titles.numpy(), titles)
+    srsly.write_jsonl(tmp_path / "titles.jsonl", [{"id": "paris", "name": "paris"}])
+    store.set_kb(load_kb(tmp_path / "titles.jsonl"))  # a title-only entity: its vector already is its name's
+    assert numpy.array_equal(store.title_vectors(), store.vectors)
