@@ -41,5 +41,7 @@ setup(
                        "spacy-beer2.LowercaseCandidates.v1 = spacy_beer2.baseline:make_lowercase_candidates",
                        "spacy-beer2.LowercaseCandidateBatches.v1 = spacy_beer2.baseline:make_lowercase_candidate_batches"],
         "spacy_readers": ["spacy-beer2.JsonlCorpus.v1 = spacy_beer2.corpus:create_jsonl_corpus"],
+        "spacy_span_getters": ["spacy-beer2.wordpiece_strided_spans.v1 = "
+                               "spacy_beer2.spans:configure_wordpiece_strided_spans"],
     },
 )

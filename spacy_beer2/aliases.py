@@ -11,11 +11,11 @@ still gets candidates by name (uniform among the entities that share it).
 import bisect
 import re
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy
 
-from .kb import KBError, KnowledgeBase, read_jsonl_records
+from .kb import KBError, KnowledgeBase, StringIndex, read_jsonl_records
 
 # A surface's entities, as parallel (KB rows, probabilities) sorted by probability.
 Entry = Tuple[Tuple[int, ...], Tuple[float, ...]]
@@ -78,19 +78,57 @@ def _parse_record(record: object, where: str) -> Tuple[str, List[Tuple[str, floa
     return normalize_surface(record["alias"]), out
 
 
-def build_candidate_table(kb: KnowledgeBase, aliases: Optional[AliasTable], per_alias: int) -> Dict[str, Entry]:
+class CandidateTable:
+    """Surface → the best (KB rows, p(e|m)) for one KB (see ``build_candidate_table``).
+
+    Surfaces of the prior table and of the entities that are more than a title live in a dict. The names of title
+    entities whose surface is nobody else's (almost all of a Wikipedia title list: millions, which a dict would keep
+    in gigabytes) are found through a hash index over the KB's ids instead, each uniform among the titles sharing it.
+    """
+
+    def __init__(self, kb: KnowledgeBase, entries: Dict[str, Entry], per_alias: int, titles: Sequence[int]):
+        """``titles``: the rows of the title entities found by their name through the index, not the dict."""
+        self.kb = kb
+        self.entries = entries
+        self.per_alias = per_alias
+        self._titles = StringIndex(kb._ids, (normalize_surface(kb.id(r)) for r in titles), titles) if titles else None
+
+    def get(self, surface: str, default: Optional[Entry] = None) -> Optional[Entry]:
+        entry = self.entries.get(surface)
+        if entry is not None or self._titles is None:
+            return entry if entry is not None else default
+        rows = sorted(self._titles.rows(surface, normalize_surface))[: self.per_alias]
+        return (tuple(rows), (1.0 / len(rows),) * len(rows)) if rows else default
+
+    def __getitem__(self, surface: str) -> Entry:
+        entry = self.get(surface)
+        if entry is None:
+            raise KeyError(surface)
+        return entry
+
+    def __contains__(self, surface: str) -> bool:
+        return self.get(surface) is not None
+
+    def items(self) -> Iterator[Tuple[str, Entry]]:
+        """Every surface and its entry (the dict's, then the title names found through the index)."""
+        yield from self.entries.items()
+        if self._titles is None:
+            return
+        seen = set()
+        for row in sorted(self._titles.rows_by_hash.tolist()):
+            surface = normalize_surface(self.kb.id(row))
+            if surface not in seen:
+                seen.add(surface)
+                yield surface, self[surface]
+
+
+def build_candidate_table(kb: KnowledgeBase, aliases: Optional[AliasTable], per_alias: int) -> CandidateTable:
     """Surface → the best ``per_alias`` (KB rows, p(e|m)) for this KB.
 
     Prior-table entries are mapped onto the KB (unknown ids dropped). Every entity is also reachable through its
     name, its name without a "(...)" qualifier and its aliases: with p = 0 beside a prior-table surface (a
     candidate the prior knows nothing of), else uniform among the entities sharing the surface.
     """
-    by_name: Dict[str, List[int]] = {}
-    for row, ent in enumerate(kb):
-        for surface in {ent.name, _QUALIFIER.sub("", ent.name), *ent.aliases}:
-            surface = normalize_surface(surface)
-            if surface and (not by_name.get(surface) or by_name[surface][-1] != row):
-                by_name.setdefault(surface, []).append(row)
     table: Dict[str, Dict[int, float]] = {}
     if aliases is not None:
         for surface, pairs in aliases.entries.items():
@@ -99,6 +137,35 @@ def build_candidate_table(kb: KnowledgeBase, aliases: Optional[AliasTable], per_
                 row = kb.resolve(entity_id)
                 if row is not None:
                     rows[row] = max(prob, rows.get(row, 0.0))
+    by_name: Dict[str, List[int]] = {}
+
+    def add(surface: str, row: int) -> None:
+        surface = normalize_surface(surface)
+        if surface and (not by_name.get(surface) or by_name[surface][-1] != row):
+            by_name.setdefault(surface, []).append(row)
+
+    for row, ent in kb.rich():
+        for surface in {ent.name, _QUALIFIER.sub("", ent.name), *ent.aliases}:
+            add(surface, row)
+    # titles: a qualified one ("mercury (planet)") gives a second surface ("mercury"), kept here; a plain title
+    # goes here only where its surface is also someone else's, else the table finds it through the KB's ids
+    rich = kb._extra
+    plain = []
+    for row, entity_id in enumerate(kb._ids):
+        if row not in rich:
+            unqualified = _QUALIFIER.sub("", entity_id) if entity_id.endswith(")") else entity_id
+            if unqualified != entity_id:
+                add(entity_id, row)
+                add(unqualified, row)
+            else:
+                plain.append(row)
+    titles = []
+    for row, entity_id in zip(plain, (kb._ids[row] for row in plain)):
+        surface = normalize_surface(entity_id)
+        if surface in table or surface in by_name:
+            add(surface, row)
+        else:
+            titles.append(row)
     for surface, rows in by_name.items():
         known = table.get(surface)
         if known:
@@ -106,15 +173,15 @@ def build_candidate_table(kb: KnowledgeBase, aliases: Optional[AliasTable], per_
                 known.setdefault(row, 0.0)
         else:
             table[surface] = {row: 1.0 / len(rows) for row in rows}
-    out: Dict[str, Entry] = {}
+    entries: Dict[str, Entry] = {}
     for surface, rows in table.items():
         best = sorted(rows.items(), key=lambda item: -item[1])[:per_alias]
         if best:
-            out[surface] = (tuple(r for r, _ in best), tuple(p for _, p in best))
-    return out
+            entries[surface] = (tuple(r for r, _ in best), tuple(p for _, p in best))
+    return CandidateTable(kb, entries, per_alias, titles)
 
 
-def find_matches(words: Sequence[str], spaces: Sequence[bool], table: Dict[str, Entry],
+def find_matches(words: Sequence[str], spaces: Sequence[bool], table: CandidateTable,
                  max_length: int) -> List[Match]:
     """Every span of at most ``max_length`` tokens whose surface is in ``table`` (spans never start or end on
     whitespace tokens)."""

@@ -130,7 +130,8 @@ def evaluate_cli(
     linker = _linker(nlp, required=False)
     gold = _gold_docs(nlp, data, limit)
     start = time.perf_counter()
-    predicted = list(nlp.pipe((nlp.make_doc(doc.text) for doc in gold), batch_size=batch_size))
+    predicted = list(_progress(nlp.pipe((nlp.make_doc(doc.text) for doc in gold), batch_size=batch_size),
+                               len(gold), "Linking"))
     seconds = time.perf_counter() - start
     words = sum(len(doc) for doc in gold)
     if prior_only:
@@ -191,9 +192,10 @@ def tune_threshold_cli(
     linker = _linker(nlp)
     values = sorted(float(t) for t in thresholds.split(","))
     gold = _gold_docs(nlp, data, 0)
-    docs = list(nlp.pipe((nlp.make_doc(d.text) for d in gold), batch_size=batch_size, disable=[linker.name]))
+    docs = list(_progress(nlp.pipe((nlp.make_doc(d.text) for d in gold), batch_size=batch_size,
+                                   disable=[linker.name]), len(gold), "Encoding"))
     found = []
-    for i in range(0, len(docs), batch_size):
+    for i in _progress(range(0, len(docs), batch_size), None, "Reading", unit="batch"):
         found.extend(linker.candidate_links(docs[i : i + batch_size], values[0]))
     rows = []
     for t in values:
@@ -315,7 +317,7 @@ def benchmark_cli(
     texts = [doc.text for doc in _gold_docs(nlp, data, 0)]
     words = sum(len(nlp.make_doc(t)) for t in texts)
     begin = time.perf_counter()
-    for _ in nlp.pipe(texts, batch_size=batch_size):
+    for _ in _progress(nlp.pipe(texts, batch_size=batch_size), len(texts), "Cold pass"):
         pass
     end = time.perf_counter()
     linker = _linker(nlp, required=False)
@@ -333,8 +335,10 @@ def benchmark_cli(
             started = time.perf_counter()
             doc = proc(doc)
             per_length[n_words][name] = 1000 * (time.perf_counter() - started) / len(doc)
+    index_ms = _index_latency_ms(linker) if linker is not None else None
     metrics = {
         "docs": len(texts), "words": words, "load_seconds": loaded - start, "pipe_seconds": end - begin,
+        "kb_entities": len(linker.kb) if linker is not None else None, "index_ms_per_query": index_ms,
         "total_seconds": end - start, "words_per_second": words / (end - begin),
         "warm_pipe_seconds": warm, f"warm_{'+'.join(others)}_alone_seconds": alone,
         "ratio_to_upstream_alone": warm / alone, "ms_per_word_by_length_and_component": per_length,
@@ -347,6 +351,23 @@ def benchmark_cli(
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf8")
+
+
+def _index_latency_ms(linker, n_queries: int = 1000) -> float:
+    """Milliseconds per query of the entity index (top ``n_candidates``), over one batch of queries as the linker
+    searches them; the queries are KB base vectors (the search cost does not depend on which vectors)."""
+    import numpy
+
+    rows = numpy.random.default_rng(0).choice(len(linker.kb), min(n_queries, len(linker.kb)), replace=False)
+    queries = numpy.asarray(linker.store.vectors[numpy.sort(rows)], dtype="float32")
+    return 1000 * _timed(lambda: linker.store.index.search(queries, linker.n_candidates)) / len(queries)
+
+
+def _progress(items, total: Optional[int], desc: str, unit: str = "doc"):
+    """A progress bar on standard error (the tables and JSON stay on standard output)."""
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc=desc, unit=unit, mininterval=5.0, leave=False)
 
 
 def _timed(run) -> float:
@@ -414,15 +435,64 @@ def set_kb_cli(
     model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
     kb: Path = typer.Argument(..., exists=True, dir_okay=False, help="New KB (JSONL or title list)"),
     output: Path = typer.Argument(..., help="Where to write the pipeline with the new KB"),
+    titles: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Also add every title of this "
+                                          "list that KB lacks (e.g. all Wikipedia page names), title only"),
+    work_dir: Optional[Path] = typer.Option(None, help="Encode in resumable shards into a memory-mapped float16 "
+                                            "file here (large KBs; rerun the same command to resume)"),
+    index_factory: Optional[str] = typer.Option(None, help="faiss index factory string for the new index (default: "
+                                                "the pipeline's index_factory), e.g. 'IVF16384,PQ64'"),
+    index_params: Optional[str] = typer.Option(None, help="faiss search parameters, e.g. 'nprobe=64'"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g"),
 ) -> None:
     """Swap the KB of a trained pipeline: encode it with the trained entity encoder, re-index, save."""
-    from .kb import KBError
+    from .kb import KBError, add_titles, load_kb
 
+    started = time.perf_counter()
     nlp = _load(model, gpu_id)
+    linker = _linker(nlp)
+    _set_index(nlp, linker, index_factory, index_params)
     try:
-        _linker(nlp).set_kb(kb)
+        new_kb = load_kb(kb)
+        if titles is not None:
+            new_kb = add_titles(new_kb, titles)
+        linker.set_kb(new_kb, work_dir=work_dir)
     except KBError as err:
         msg.fail(str(err), exits=1)
     nlp.to_disk(output)
-    msg.good(f"{len(_linker(nlp).kb)} entities -> {output}")
+    msg.good(f"{len(linker.kb)} entities ({linker.store.index.factory} index of {_index_mb(output, linker):.0f} MB) -> "
+             f"{output} in {time.perf_counter() - started:.0f} s")
+
+
+@app.command("reindex")
+def reindex_cli(
+    model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
+    output: Path = typer.Argument(..., help="Where to write the pipeline with the new index (may be MODEL)"),
+    index_factory: str = typer.Option(..., help="faiss index factory string, e.g. 'Flat', 'IVF16384,PQ64', 'HNSW32'"),
+    index_params: str = typer.Option("", help="faiss search parameters, e.g. 'nprobe=64'"),
+) -> None:
+    """Rebuild a pipeline's entity index with another faiss index type, from its stored entity vectors (no
+    re-encoding): compare exact and compressed search on the same KB (`evaluate` prints Recall@K)."""
+    started = time.perf_counter()
+    nlp = _load(model, -1)
+    linker = _linker(nlp)
+    _set_index(nlp, linker, index_factory, index_params)
+    linker.refresh_index()
+    nlp.to_disk(output)
+    msg.good(f"{index_factory} index of {len(linker.kb)} entities, {_index_mb(output, linker):.0f} MB, built in "
+             f"{time.perf_counter() - started:.0f} s -> {output}")
+
+
+def _set_index(nlp, linker, factory: Optional[str], params: Optional[str]) -> None:
+    """A new (empty) index of that type for the linker, recorded in the config it will be saved with."""
+    from .index import EntityIndex
+
+    factory = linker.store.index.factory if factory is None else factory
+    params = linker.store.index.params if params is None else params
+    linker.store.index = EntityIndex(factory, params)
+    config = nlp.get_pipe_config(linker.name)
+    config["index_factory"], config["index_params"] = factory, params
+
+
+def _index_mb(output: Path, linker) -> float:
+    """The size of the saved index file (what the index takes in memory once loaded)."""
+    return (output / linker.name / "entities" / "index").stat().st_size / 2**20

@@ -106,9 +106,11 @@ def _make_doc(record: object, nlp: Language, kb: Optional[KnowledgeBase], stats:
 def convert(input_path: Union[str, Path], output_path: Union[str, Path], nlp: Language,
             kb: Optional[KnowledgeBase] = None) -> ConversionStats:
     """Write a JSONL corpus as a DocBin (.spacy) for ``spacy train``."""
+    from tqdm import tqdm
+
     stats = ConversionStats()
     docbin = DocBin(store_user_data=True)
-    for doc in read_jsonl_docs(input_path, nlp, kb, stats):
+    for doc in tqdm(read_jsonl_docs(input_path, nlp, kb, stats), desc="Converting", unit="doc", mininterval=5.0):
         docbin.add(doc)
     Path(output_path).parent.mkdir(parents=True, exist_ok=True)
     docbin.to_disk(output_path)

@@ -192,7 +192,7 @@ class Beer2Module(nn.Module):
         valid = rows >= 0
         entity_rows, inverse = torch.unique(rows[valid], return_inverse=True)
         device = rows.device
-        base = table.base[entity_rows]
+        base = table.base[entity_rows].float()  # (memory-mapped vectors of a large KB are float16)
         safe_rows = rows.clamp(min=0)
         popularity, types = table.popularity[safe_rows], table.types[safe_rows]
         # title dropout: some entities are shown as a title-only KB shows them (the vector of the name alone, no
@@ -200,7 +200,7 @@ class Beer2Module(nn.Module):
         titled = torch.zeros(rows.shape, dtype=torch.bool, device=device)
         if self.training and settings.title_dropout > 0 and table.titles is not None:
             shown_as_title = torch.rand(len(entity_rows), device=device) < settings.title_dropout
-            base = torch.where(shown_as_title[:, None], table.titles[entity_rows], base)
+            base = torch.where(shown_as_title[:, None], table.titles[entity_rows].float(), base)
             titled[valid] = shown_as_title[inverse]
             popularity = popularity.masked_fill(titled, 0.0)
             types = types.masked_fill(titled, 0)

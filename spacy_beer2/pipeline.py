@@ -53,8 +53,6 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 TRF_DATA = "trf_data"
 # Docs read by one model call when candidates are fixed at initialize.
 FIX_CANDIDATES_BATCH = 16
-# KB rows projected by the entity adapter at a time when the index is rebuilt.
-REFRESH_BATCH = 65536
 
 
 @Language.factory(
@@ -63,7 +61,7 @@ REFRESH_BATCH = 65536
              f"span._.{CANDIDATES}"],
     default_config={
         "model": DEFAULT_MODEL,
-        "n_candidates": 100,
+        "n_candidates": 64,
         "n_train_candidates": 64,
         "n_span_candidates": 8,
         "n_random_negatives": 4,
@@ -71,6 +69,7 @@ REFRESH_BATCH = 65536
         "dynamic_candidates": True,
         "alias_candidates": True,
         "use_priors": True,
+        "impute_types": True,
         "prior_dropout": 0.0,
         "title_dropout": 0.2,
         "short_names": True,
@@ -80,6 +79,7 @@ REFRESH_BATCH = 65536
         "spans_per_token": 0.3,
         "index_refresh_every": 100,
         "index_factory": "Flat",
+        "index_params": "",
         "default_label": "ENTITY",
         "overwrite": True,
         "n_alternatives": 5,
@@ -101,6 +101,7 @@ def make_beer2_linker(
     dynamic_candidates: bool,
     alias_candidates: bool,
     use_priors: bool,
+    impute_types: bool,
     prior_dropout: float,
     title_dropout: float,
     short_names: bool,
@@ -110,6 +111,7 @@ def make_beer2_linker(
     spans_per_token: float,
     index_refresh_every: int,
     index_factory: str,
+    index_params: str,
     default_label: str,
     overwrite: bool,
     n_alternatives: int,
@@ -142,6 +144,7 @@ class Beer2Linker(TrainablePipe):
         dynamic_candidates: bool,
         alias_candidates: bool,
         use_priors: bool,
+        impute_types: bool,
         prior_dropout: float,
         title_dropout: float,
         short_names: bool,
@@ -151,6 +154,7 @@ class Beer2Linker(TrainablePipe):
         spans_per_token: float,
         index_refresh_every: int,
         index_factory: str,
+        index_params: str,
         default_label: str,
         overwrite: bool,
         n_alternatives: int,
@@ -193,7 +197,7 @@ class Beer2Linker(TrainablePipe):
         self.n_alternatives = n_alternatives
         self.learn_rate = learn_rate
         self.cfg: Dict[str, Any] = {"input_width": None}  # learned: the width of the shared transformer
-        self.store = EntityStore(index_factory, entity_batch_size, n_alias_entities)
+        self.store = EntityStore(index_factory, entity_batch_size, n_alias_entities, index_params, impute_types)
         self._updates_since_refresh: Optional[int] = None  # None: the index matches the weights
         self._fixed_candidates: Dict[str, List[List[int]]] = {}
         self._optimizer: Optional[Optimizer] = None
@@ -238,12 +242,14 @@ class Beer2Linker(TrainablePipe):
         if not self.dynamic_candidates:
             self._fix_candidates(get_examples, nlp)
 
-    def set_kb(self, kb: Union[str, Path, KnowledgeBase], aliases: Union[str, Path, AliasTable, None] = None) -> None:
+    def set_kb(self, kb: Union[str, Path, KnowledgeBase], aliases: Union[str, Path, AliasTable, None] = None,
+               work_dir: Union[str, Path, None] = None) -> None:
         """Use a new KB (and optionally a new prior table): encode it with the entity encoder and re-index it.
-        No retraining is needed; without ``aliases`` the current prior table is mapped onto the new KB."""
+        No retraining is needed; without ``aliases`` the current prior table is mapped onto the new KB. With
+        ``work_dir``, the KB is encoded in resumable shards into a memory-mapped float16 file there (large KBs)."""
         if self.store.encoder is None:
             raise ValueError(f"{self.name} has no entity encoder yet: initialize it or load a trained pipeline")
-        self.store.set_kb(kb, aliases)
+        self.store.set_kb(kb, aliases, work_dir)
         self._fixed_candidates = {}
         self.refresh_index()
 
@@ -290,16 +296,16 @@ class Beer2Linker(TrainablePipe):
         import torch
 
         module = get_module(self.model)
-        table = self._entity_table()
+        device = next(module.parameters()).device
         was_training = module.training
         module.eval()
-        with torch.no_grad():
-            vectors = [
-                module.retriever.entity_vectors(table.base[i : i + REFRESH_BATCH]).float().cpu().numpy()
-                for i in range(0, len(table.base), REFRESH_BATCH)
-            ]
+
+        def project(base: numpy.ndarray) -> numpy.ndarray:
+            with torch.no_grad():
+                return module.retriever.entity_vectors(torch.as_tensor(base, device=device).float()).cpu().numpy()
+
+        self.store.build_index(project)
         module.train(was_training)
-        self.store.build_index(numpy.concatenate(vectors))
         self._updates_since_refresh = None
 
     def _entity_table(self, titles: bool = False):

@@ -7,6 +7,7 @@ onto it. The trainable entity adapter lives in the linker's model; the linker re
 """
 
 import io
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Union
 
@@ -15,51 +16,68 @@ import srsly
 from spacy import util
 from spacy.tokens import Doc
 
-from .aliases import AliasTable, DocMatches, Entry, build_candidate_table, expand_short_names, find_matches
+from .aliases import AliasTable, CandidateTable, DocMatches, build_candidate_table, expand_short_names, find_matches
 from .index import EntityIndex
 from .kb import KnowledgeBase, load_kb, type_bucket
 
 if TYPE_CHECKING:
+    from .encoder import EntityEncoder
     from .module import EntityTable
 
 # log(1 + in-links) is around 0..15: scaled to about 0..1.5, the same scale for every KB (not the KB's own max, so
 # a swapped KB keeps the meaning of the feature).
 POPULARITY_SCALE = 0.1
+# Saved vectors larger than this are memory-mapped at load (a Wikipedia-sized KB), smaller ones read into memory.
+MMAP_BYTES = 1 << 29
 # Entity types whose last name word is no reference to them.
 SHORT_NAME_EXCLUDED_TYPES = {"LOC"}
 
 
 class EntityStore:
-    def __init__(self, index_factory: str = "Flat", entity_batch_size: int = 128, n_alias_entities: int = 10):
+    def __init__(self, index_factory: str = "Flat", entity_batch_size: int = 128, n_alias_entities: int = 10,
+                 index_params: str = "", impute_types: bool = True):
         self.kb: Optional[KnowledgeBase] = None
         self.aliases: Optional[AliasTable] = None
         self.encoder = None  # EntityEncoder
-        self.vectors: Optional[numpy.ndarray] = None  # base vectors of the KB, (N, H)
-        self.index = EntityIndex(index_factory)
+        # base vectors of the KB, (N, H): float32 in memory, or float16 memory-mapped for a KB encoded in shards
+        self.vectors: Optional[numpy.ndarray] = None
+        self.index = EntityIndex(index_factory, index_params)
         self.entity_batch_size = entity_batch_size
         self.n_alias_entities = n_alias_entities
-        self._surfaces: Optional[Dict[str, Entry]] = None
+        self._surfaces: Optional[CandidateTable] = None
         self._table: Optional["EntityTable"] = None
         self._title_vectors: Optional[numpy.ndarray] = None
+        self.impute_types = impute_types
+        self._imputed: Optional[numpy.ndarray] = None  # type buckets with the imputed ones
 
     def __len__(self) -> int:
         return 0 if self.kb is None else len(self.kb)
 
-    def set_kb(self, kb: Union[str, Path, KnowledgeBase],
-               aliases: Union[str, Path, AliasTable, None] = None) -> None:
-        """Use a new KB (and prior table, else the current one re-mapped onto the new KB): encode its entities."""
+    def set_kb(self, kb: Union[str, Path, KnowledgeBase], aliases: Union[str, Path, AliasTable, None] = None,
+               work_dir: Union[str, Path, None] = None) -> None:
+        """Use a new KB (and prior table, else the current one re-mapped onto the new KB): encode its entities.
+
+        With ``work_dir``, the KB is encoded in shards into a float16 file there, memory-mapped: memory stays
+        bounded whatever the KB's size, and a rerun after an interruption resumes from the shards already done
+        (see ``encode_in_shards``)."""
         if self.encoder is None:
             raise ValueError("no entity encoder yet: initialize the pipeline or load a trained one")
         self.kb = kb if isinstance(kb, KnowledgeBase) else load_kb(kb)
         if aliases is not None:
             self.aliases = aliases if isinstance(aliases, AliasTable) else AliasTable.load(aliases)
-        self.vectors = self.encoder.encode(self.kb.texts(), batch_size=self.entity_batch_size)
+        if work_dir is None:
+            self.vectors = self.encoder.encode(self.kb.texts(), batch_size=self.entity_batch_size)
+        else:
+            self.vectors = encode_in_shards(self.encoder, self.kb, Path(work_dir), self.entity_batch_size)
         self._surfaces = None
         self._table = None
         self._title_vectors = None
+        self._imputed = None
+        if self.impute_types:
+            self.type_buckets()  # now, so that it is saved with the KB (minutes for millions of entities)
 
     @property
-    def surfaces(self) -> Dict[str, Entry]:
+    def surfaces(self) -> CandidateTable:
         """Surface → (KB rows, p(e|m)) for the current KB, built on first use."""
         if self._surfaces is None:
             self._surfaces = build_candidate_table(self._require_kb(), self.aliases, self.n_alias_entities)
@@ -88,14 +106,34 @@ class EntityStore:
 
         kb = self._require_kb()
         if self._table is None or self._table.base.device != torch.device(device):
-            popularity = numpy.asarray([e.popularity for e in kb], dtype="float32") * POPULARITY_SCALE
-            types = numpy.asarray([type_bucket(e.type) for e in kb], dtype="int64")
-            self._table = EntityTable(torch.as_tensor(self.vectors, device=device),
+            popularity = numpy.zeros(len(kb), dtype="float32")
+            for row, ent in kb.rich():  # a title has none
+                popularity[row] = ent.popularity * POPULARITY_SCALE
+            types = self.type_buckets()
+            with warnings.catch_warnings():  # memory-mapped vectors are read-only, and only read
+                warnings.filterwarnings("ignore", message=".*not writable.*")
+                base = torch.as_tensor(self.vectors, device=device)
+            self._table = EntityTable(base,
                                       torch.as_tensor(popularity, device=device),
                                       torch.as_tensor(types, device=device), self.index)
         if titles and self._table.titles is None:
             self._table.titles = torch.as_tensor(self.title_vectors(), device=device)
         return self._table
+
+    def type_buckets(self) -> numpy.ndarray:
+        """Each entity's type bucket: its KB type, or with ``impute_types`` an imputed one for an untyped entity
+        (see ``type_imputation.py``; computed once per KB and saved with it)."""
+        kb = self._require_kb()
+        buckets = numpy.zeros(len(kb), dtype="int64")
+        for row, ent in kb.rich():
+            buckets[row] = type_bucket(ent.type)
+        if not self.impute_types:
+            return buckets
+        if self._imputed is None or len(self._imputed) != len(kb):
+            from .type_imputation import impute_type_buckets
+
+            self._imputed = impute_type_buckets(self.vectors, buckets)
+        return self._imputed
 
     def title_vectors(self) -> numpy.ndarray:
         """Base vectors of the entities as a title-only KB would have them (the name alone), for training with
@@ -104,15 +142,21 @@ class EntityStore:
         kb = self._require_kb()
         if self._title_vectors is None:
             vectors = self.vectors.copy()
-            richer = [row for row, ent in enumerate(kb) if ent.text() != ent.name]
+            richer = [row for row, ent in kb.rich() if ent.text() != ent.name]
             if richer:
                 vectors[richer] = self.encoder.encode([kb[row].name for row in richer],
                                                       batch_size=self.entity_batch_size)
             self._title_vectors = vectors
         return self._title_vectors
 
-    def build_index(self, vectors: numpy.ndarray) -> None:
-        self.index.build(vectors)
+    def build_index(self, project: Callable[[numpy.ndarray], numpy.ndarray]) -> None:
+        """Index ``project(base vectors)`` of every KB row (the linker's entity adapter), a batch at a time."""
+        vectors = self._require_vectors()
+        self.index.build_from(lambda rows: project(vectors[rows]), len(vectors), self.encoder.width)
+
+    def _require_vectors(self) -> numpy.ndarray:
+        self._require_kb()
+        return self.vectors
 
     def _require_kb(self) -> KnowledgeBase:
         if self.kb is None or self.vectors is None:
@@ -124,21 +168,23 @@ class EntityStore:
         if self.kb is None:
             return {}
         parts = {
-            "kb": lambda: srsly.msgpack_dumps(self.kb.to_jsonl()),
+            "kb": self.kb.to_msgpack,
             "entity_vectors": lambda: _array_to_bytes(self.vectors),
             "index": self.index.to_bytes,
             "entity_encoder": lambda: srsly.msgpack_dumps(self.encoder.to_bytes()),
         }
         if self.aliases is not None:
             parts["aliases"] = lambda: srsly.msgpack_dumps(self.aliases.to_records())
+        if self._imputed is not None:
+            parts["entity_types"] = lambda: _array_to_bytes(self._imputed)
         return parts
 
     def _deserializers(self) -> Dict[str, Callable[[bytes], None]]:
         from .encoder import EntityEncoder
 
         def load_kb_records(data: bytes) -> None:
-            self.kb = KnowledgeBase.from_dicts(srsly.msgpack_loads(data))
-            self._surfaces = self._table = self._title_vectors = None
+            self.kb = KnowledgeBase.from_msgpack(data)
+            self._surfaces = self._table = self._title_vectors = self._imputed = None
 
         def load_aliases(data: bytes) -> None:
             self.aliases = AliasTable.from_records(srsly.msgpack_loads(data))
@@ -148,12 +194,16 @@ class EntityStore:
             self.vectors = _array_from_bytes(data)
             self._table = self._title_vectors = None
 
+        def load_types(data: bytes) -> None:
+            self._imputed = _array_from_bytes(data)
+            self._table = None
+
         def load_encoder(data: bytes) -> None:
             self.encoder = EntityEncoder.from_bytes(srsly.msgpack_loads(data))
             self._title_vectors = None
 
         return {"kb": load_kb_records, "aliases": load_aliases, "entity_vectors": load_vectors,
-                "index": self.index.from_bytes, "entity_encoder": load_encoder}
+                "entity_types": load_types, "index": self.index.from_bytes, "entity_encoder": load_encoder}
 
     def to_bytes(self) -> bytes:
         return util.to_bytes(self._serializers(), [])
@@ -163,16 +213,73 @@ class EntityStore:
         return self
 
     def to_disk(self, path: Union[str, Path]) -> None:
+        """One file per part; the vectors as a .npy file and the index as a faiss file, written without a copy in
+        memory, so that a Wikipedia-sized KB saves in bounded memory."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         for name, dump in self._serializers().items():
-            (path / name).write_bytes(dump())
+            if name == "entity_vectors":
+                with open(path / name, "wb") as f:
+                    numpy.save(f, self.vectors, allow_pickle=False)
+            elif name == "index":
+                self.index.to_disk(path / name)
+            else:
+                (path / name).write_bytes(dump())
 
     def from_disk(self, path: Union[str, Path]) -> "EntityStore":
+        """Load what ``to_disk`` saved; vectors of more than ``MMAP_BYTES`` are memory-mapped, not read."""
         for name, load in self._deserializers().items():
-            if (Path(path) / name).exists():
-                load((Path(path) / name).read_bytes())
+            part = Path(path) / name
+            if not part.exists():
+                continue
+            if name == "entity_vectors":
+                mmap = "r" if part.stat().st_size > MMAP_BYTES else None
+                self.vectors = numpy.load(part, mmap_mode=mmap, allow_pickle=False)
+                self._table = self._title_vectors = None
+            elif name == "index":
+                self.index.from_disk(part)
+            else:
+                load(part.read_bytes())
         return self
+
+
+def encode_in_shards(encoder: "EntityEncoder", kb: KnowledgeBase, work_dir: Path, batch_size: int,
+                     shard_size: int = 65_536) -> numpy.ndarray:
+    """The KB's base vectors, encoded ``shard_size`` entities at a time into ``work_dir/vectors.npy`` (float16,
+    memory-mapped), with a progress bar. Each finished shard is recorded in ``work_dir/progress.json``, so an
+    interrupted run resumes where it stopped; a work dir made for another KB or encoder is refused."""
+    import srsly
+    from tqdm import tqdm
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = {"entities": len(kb), "width": encoder.width, "first": kb.id(0), "last": kb.id(len(kb) - 1),
+                   "shard_size": shard_size}
+    progress_file, vectors_file = work_dir / "progress.json", work_dir / "vectors.npy"
+    done: set = set()
+    if progress_file.exists() and vectors_file.exists():
+        progress = srsly.read_json(progress_file)
+        if progress.get("kb") != fingerprint:
+            raise ValueError(f"{work_dir} holds the shards of another KB or encoder ({progress.get('kb')}): "
+                             "remove it or choose another work dir")
+        done = set(progress["done"])
+        vectors = numpy.load(vectors_file, mmap_mode="r+")
+    else:
+        vectors = numpy.lib.format.open_memmap(vectors_file, mode="w+", dtype="float16",
+                                               shape=(len(kb), encoder.width))
+    shards = range(0, len(kb), shard_size)
+    with tqdm(total=len(kb), desc="Encoding entities", unit="entity", mininterval=5.0) as bar:
+        bar.update(sum(min(shard_size, len(kb) - start) for start in shards if start in done))
+        for start in shards:
+            if start in done:
+                continue
+            end = min(len(kb), start + shard_size)
+            vectors[start:end] = encoder.encode(kb.texts(start, end), batch_size=batch_size, progress=False)
+            vectors.flush()
+            done.add(start)
+            srsly.write_json(progress_file, {"kb": fingerprint, "done": sorted(done)})
+            bar.update(end - start)
+    del vectors
+    return numpy.load(vectors_file, mmap_mode="r")
 
 
 def _array_to_bytes(array: numpy.ndarray) -> bytes:

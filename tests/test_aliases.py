@@ -71,3 +71,21 @@ def test_short_names_refer_back_to_entities_named_in_full():
     assert expanded == matches + [(4, 5, (5, 6), (0.9, 0.1)), (6, 7, (5, 6), (0.9, 0.1))]
     assert expand_short_names(words, matches[1:]) == matches[1:] + [(10, 11, (7,), (1.0,))]
     assert expand_short_names(["Shearer"], []) == []
+
+
+def test_title_names_are_found_through_the_kb_index_not_stored_in_the_table():
+    kb = KnowledgeBase([Entity("Paris", "Paris", type="LOC"), Entity("paris hilton", "paris hilton"),
+                        Entity("mercury (planet)", "mercury (planet)"), Entity("mercury", "mercury"),
+                        Entity("Mercury", "Mercury"), Entity("paris", "paris")])
+    prior = AliasTable({"mercury": [("mercury (planet)", 0.9)]})
+    table = build_candidate_table(kb, prior, per_alias=10)
+    assert "paris hilton" not in table.entries and table["paris hilton"] == ((1,), (1.0,))
+    assert table["paris"] == ((0, 5), (0.5, 0.5))  # a title sharing a richer entity's name: in the table
+    assert table["mercury"] == ((2, 3, 4), (0.9, 0.0, 0.0))  # beside a prior surface: p = 0
+    assert table.get("venus") is None and "venus" not in table
+    assert dict(table.items())["paris hilton"] == ((1,), (1.0,))
+    # two titles with one surface and no other owner: uniform, through the index
+    twins = build_candidate_table(KnowledgeBase([Entity("Nice", "Nice"), Entity("nice", "nice")]), None, 10)
+    assert not twins.entries and twins["nice"] == ((0, 1), (0.5, 0.5))
+    words = ["Paris", "Hilton", "met", "NICE", "people"]
+    assert find_matches(words, [True] * 5, twins, 3) == [(3, 4, (0, 1), (0.5, 0.5))]

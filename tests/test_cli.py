@@ -107,3 +107,30 @@ def test_config_overrides_after_the_arguments_reach_the_loaded_pipeline(trained,
     data = json.loads(metrics.read_text())
     assert data["n_candidates"] == 2 and data["retriever_recall"] < 1.0  # 8 entities, 2 candidates a window
     assert "n_candidates 2" in data["overrides"]
+
+
+def test_set_kb_with_titles_in_shards_then_reindex(trained, tmp_path):
+    _, _, _, model = trained
+    titles = tmp_path / "titles.txt"
+    titles.write_text("\n".join(["chicago bulls", "michael jordan"] + [f"title {i}" for i in range(200)]) + "\n")
+    out = tmp_path / "big"
+    args = ["set-kb", str(model), str(model / "beer2_linker" / "entities" / "kb"), str(out)]
+    # the saved KB part is msgpack, not a KB file: a clean error, no traceback
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "not UTF-8 text" in " ".join(result.output.split())
+    kb_file = tmp_path / "kb.jsonl"
+    spacy.load(model).get_pipe("beer2_linker").kb.to_disk(kb_file)
+    args = ["set-kb", str(model), str(kb_file), str(out), "--titles", str(titles), "--work-dir",
+            str(tmp_path / "work"), "--index-factory", "IVF4,Flat", "--index-params", "nprobe=4"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    nlp = spacy.load(out)
+    linker = nlp.get_pipe("beer2_linker")
+    assert len(linker.kb) == 8 + 200  # the two titles the KB has (folded) were not added again
+    assert linker.store.index.factory == "IVF4,Flat" and len(linker.store.index) == 208
+    assert spacy.util.load_config(out / "config.cfg")["components"]["beer2_linker"]["index_params"] == "nprobe=4"
+    assert str(linker.store.vectors.dtype) == "float16"
+    assert [e.kb_id_ for e in nlp("Jordan scored for the Bulls last night .").ents]
+    result = runner.invoke(app, ["reindex", str(out), str(tmp_path / "flat"), "--index-factory", "Flat"])
+    assert result.exit_code == 0, result.output
+    assert spacy.load(tmp_path / "flat").get_pipe("beer2_linker").store.index.factory == "Flat"

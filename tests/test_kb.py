@@ -81,3 +81,50 @@ def test_round_trip(tmp_path, kb_path):
     kb.to_disk(tmp_path / "copy.jsonl")
     again = load_kb(tmp_path / "copy.jsonl")
     assert again.to_jsonl() == kb.to_jsonl()
+
+
+def test_title_entities_are_stored_as_ids_only_and_rich_ones_keep_every_field(kb_path):
+    kb = KnowledgeBase([Entity("paris", "paris"), Entity("Paris", "Paris", "capital", ["City of Light"], 6.0, "LOC"),
+                        Entity("Q1", "Universe")])
+    assert [kb.is_title(row) for row in range(3)] == [True, False, False]
+    assert [row for row, _ in kb.rich()] == [1, 2]
+    assert kb[1] == Entity("Paris", "Paris", "capital", ["City of Light"], 6.0, "LOC")
+    assert kb[2].name == "Universe" and kb.id(2) == "Q1" and kb[0] == Entity("paris", "paris")
+    assert kb.texts(1, 3) == ["Paris ; location ; City of Light ; capital", "Universe"]
+    with pytest.raises(IndexError):
+        kb[3]
+    again = KnowledgeBase.from_msgpack(kb.to_msgpack())
+    assert again.to_jsonl() == kb.to_jsonl() and again.row("Q1") == 2
+    # what earlier versions saved (a list of entity dicts) still loads
+    import srsly
+
+    assert KnowledgeBase.from_msgpack(srsly.msgpack_dumps(kb.to_jsonl())).to_jsonl() == kb.to_jsonl()
+
+
+def test_duplicates_fail_in_a_kb_and_repeat_titles_are_dropped_from_a_title_list(tmp_path):
+    with pytest.raises(KBError, match=r"duplicate entity id 'a' \(rows 0 and 2\)"):
+        KnowledgeBase([Entity("a", "a"), Entity("b", "b"), Entity("a", "A")])
+    kb = load_kb(write(tmp_path / "titles.txt", "x\ny\nx\nz\nx\ny\n"))
+    assert kb.ids == ["x", "y", "z"] and kb.row("z") == 2
+
+
+def test_a_million_titles_take_little_memory(tmp_path):
+    """Title lists are Wikipedia-sized (5.9M): ids live in one buffer with a hash index, not as Python objects."""
+    import tracemalloc
+
+    titles = [f"title number {i}" for i in range(1_000_000)]
+    tracemalloc.start()
+    kb = KnowledgeBase(Entity(t, t) for t in titles)
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert current < 60 * 1024 * 1024, current  # ~17 bytes of text + 8 offset + 16 index per title
+    assert kb.row("title number 765432") == 765432 and kb.row("title number") is None
+
+
+def test_adding_a_title_list_skips_what_the_kb_has_exactly_or_folded(tmp_path):
+    from spacy_beer2.kb import add_titles
+
+    kb = KnowledgeBase([Entity("Paris", "Paris", type="LOC"), Entity("AYR", "AYR")])
+    merged = add_titles(kb, write(tmp_path / "titles.txt", "paris\nparis hilton\nayr\nAYR\nnew york\nparis hilton\n"))
+    assert merged.ids == ["Paris", "AYR", "paris hilton", "new york"]
+    assert merged[0].type == "LOC" and merged.is_title(3) and not merged.is_title(0)

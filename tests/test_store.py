@@ -18,7 +18,7 @@ def store(tiny_bert, kb_path):
                                   AutoTokenizer.from_pretrained(str(tiny_bert)))
     prior = AliasTable({"jordan": [("Michael Jordan", 0.8), ("Jordan", 0.2)], "mj": [("Michael Jordan", 1.0)]})
     store.set_kb(kb_path, prior)
-    store.build_index(store.vectors)
+    store.build_index(lambda vectors: vectors)
     return store
 
 
@@ -68,3 +68,86 @@ def test_title_vectors_are_the_names_alone(store, tmp_path):
     srsly.write_jsonl(tmp_path / "titles.jsonl", [{"id": "paris", "name": "paris"}])
     store.set_kb(load_kb(tmp_path / "titles.jsonl"))  # a title-only entity: its vector already is its name's
     assert numpy.array_equal(store.title_vectors(), store.vectors)
+
+
+def test_encoding_in_shards_resumes_after_an_interruption_and_refuses_another_kb(store, tmp_path):
+    from spacy_beer2.store import encode_in_shards
+
+    kb, encoder = store.kb, store.encoder
+    calls = []
+    real_encode = encoder.encode
+
+    def failing(texts, **kwargs):
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed during the second shard
+        return real_encode(texts, **kwargs)
+
+    encoder.encode = failing
+    with pytest.raises(KeyboardInterrupt):
+        encode_in_shards(encoder, kb, tmp_path / "work", batch_size=4, shard_size=3)
+    encoder.encode = lambda texts, **kwargs: calls.append(len(texts)) or real_encode(texts, **kwargs)
+    vectors = encode_in_shards(encoder, kb, tmp_path / "work", batch_size=4, shard_size=3)
+    assert calls == [3, 3, 3, 2]  # the first shard was not encoded again
+    assert isinstance(vectors, numpy.memmap) and vectors.dtype == numpy.float16
+    assert numpy.allclose(vectors, store.vectors, atol=2e-3)
+    other = load_kb(kb_path_with(tmp_path, [{"id": "X", "name": "X"}]))
+    with pytest.raises(ValueError, match="holds the shards of another KB"):
+        encode_in_shards(encoder, other, tmp_path / "work", batch_size=4, shard_size=3)
+
+
+def kb_path_with(tmp_path, records):
+    srsly.write_jsonl(tmp_path / "other.jsonl", records)
+    return tmp_path / "other.jsonl"
+
+
+def test_a_large_kb_is_memory_mapped_from_disk_and_links_the_same(store, tmp_path, monkeypatch):
+    import spacy_beer2.store as store_module
+
+    store.set_kb(store.kb, work_dir=tmp_path / "work")  # float16, memory-mapped
+    store.build_index(lambda vectors: vectors.astype("float32"))
+    store.to_disk(tmp_path / "saved")
+    monkeypatch.setattr(store_module, "MMAP_BYTES", 0)
+    loaded = EntityStore().from_disk(tmp_path / "saved")
+    assert isinstance(loaded.vectors, numpy.memmap) and loaded.vectors.dtype == numpy.float16
+    table = loaded.entity_table("cpu")
+    assert table.base.dtype.is_floating_point and table.base.shape == (8, store.encoder.width)
+    query = store.vectors[:3].astype("float32")
+    assert numpy.array_equal(loaded.index.search(query, 4)[1], store.index.search(query, 4)[1])
+
+
+def test_compressed_indexes_are_trained_on_a_sample_and_keep_their_search_parameters(tmp_path):
+    import faiss
+
+    from spacy_beer2.index import EntityIndex
+
+    rng = numpy.random.default_rng(0)
+    vectors = rng.standard_normal((3000, 16)).astype("float32")
+    vectors /= numpy.linalg.norm(vectors, axis=1, keepdims=True)
+    exact, ivf = EntityIndex("Flat"), EntityIndex("IVF32,SQ8", "nprobe=32")
+    exact.build(vectors)
+    ivf.build(vectors)
+    assert faiss.extract_index_ivf(ivf._index).nprobe == 32
+    truth, found = exact.search(vectors[:100], 10)[1], ivf.search(vectors[:100], 10)[1]
+    recall = numpy.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
+    assert recall > 0.95  # all lists probed: only the 8-bit quantization differs
+    ivf.to_disk(tmp_path / "index")
+    again = EntityIndex("IVF32,SQ8", "nprobe=32").from_disk(tmp_path / "index")
+    assert numpy.array_equal(again.search(vectors[:100], 10)[1], found)
+    with pytest.raises(ValueError, match="index_params 'efSearch=4' do not apply"):
+        EntityIndex("IVF32,SQ8", "efSearch=4").build(vectors)
+
+
+def test_untyped_entities_get_imputed_types_saved_with_the_store(store, tmp_path):
+    srsly.write_jsonl(tmp_path / "kb.jsonl", [r for r in store.kb.to_jsonl()] + [
+        {"id": "Paris Saint", "name": "Paris Saint", "description": "capital city of france"}])
+    store.set_kb(tmp_path / "kb.jsonl")
+    row = store.kb.row("Paris Saint")
+    assert store.kb[row].type is None
+    buckets = store.type_buckets()
+    assert buckets[row] != 0 and (buckets > 0).all()
+    assert int(store.entity_table("cpu").types[row]) == buckets[row]
+    fresh = EntityStore().from_bytes(store.to_bytes())
+    assert numpy.array_equal(fresh._imputed, buckets)  # saved, not recomputed at load
+    raw = EntityStore(impute_types=False).from_bytes(store.to_bytes())
+    assert raw.type_buckets()[row] == 0
