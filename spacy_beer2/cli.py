@@ -463,6 +463,38 @@ def set_kb_cli(
              f"{output} in {time.perf_counter() - started:.0f} s")
 
 
+@app.command("kb-stats")
+def kb_stats_cli(
+    kb: Path = typer.Argument(..., exists=True, dir_okay=False, help="KB (JSONL or title list)"),
+    titles: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Title list added as in set-kb"),
+    aliases: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Prior table (JSONL)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the figures as JSON"),
+) -> None:
+    """What a KB costs before any encoding: entities, load and candidate-table time, and the memory both take."""
+    import tracemalloc
+
+    from .aliases import AliasTable, build_candidate_table
+    from .kb import KBError, add_titles, load_kb
+
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        loaded = load_kb(kb) if titles is None else add_titles(load_kb(kb), titles)
+        table = build_candidate_table(loaded, AliasTable.load(aliases) if aliases else None, 10)
+    except KBError as err:
+        msg.fail(str(err), exits=1)
+    built = time.perf_counter()
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    stats = {"entities": len(loaded), "entities_beyond_a_title": sum(1 for _ in loaded.rich()),
+             "surfaces_in_dict": len(table.entries), "seconds": round(built - started, 1),
+             "mb_kb_and_candidate_table": round(current / 2**20, 2), "mb_peak_while_building": round(peak / 2**20, 2)}
+    msg.table(stats)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf8")
+
+
 @app.command("reindex")
 def reindex_cli(
     model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),

@@ -117,7 +117,7 @@ class StringIndex:
     entry), with a bitmap that turns most misses away before the binary search. Python's string hash is salted
     per process, so the index is built at load time, never saved."""
 
-    BITMAP_BITS = 1 << 26  # 8 MB: a miss passes the bitmap for about 8% of lookups at 5.9M strings
+    MAX_BITMAP_BITS = 1 << 26  # 8 MB: a miss passes the bitmap for about 8% of lookups at 5.9M strings
 
     def __init__(self, column: StringColumn, keys: Optional[Iterable[str]] = None,
                  rows: Optional[Sequence[int]] = None):
@@ -127,12 +127,14 @@ class StringIndex:
         keys = (column[r] for r in rows_array.tolist()) if keys is None and rows is not None else keys
         hashes = numpy.fromiter((hash(k) for k in (column if keys is None else keys)), dtype="int64",
                                 count=len(rows_array))
+        # about 16 bits a key (a miss passes ~6% of the time), a power of two to mask with
+        self.bits = min(self.MAX_BITMAP_BITS, 1 << max(10, int(16 * len(hashes)).bit_length()))
         order = numpy.argsort(hashes, kind="stable")
         # array and bytes: Python-level lookups index them several times faster than numpy arrays
         self.rows_by_hash = array("q", rows_array[order].tobytes())
         self.hashes = array("q", hashes[order].tobytes())
-        bits = hashes & (self.BITMAP_BITS - 1)
-        bitmap = numpy.zeros(self.BITMAP_BITS // 8, dtype="uint8")
+        bits = hashes & (self.bits - 1)
+        bitmap = numpy.zeros(self.bits // 8, dtype="uint8")
         numpy.bitwise_or.at(bitmap, bits >> 3, (1 << (bits & 7)).astype("uint8"))
         self.bitmap = bitmap.tobytes()
 
@@ -142,7 +144,7 @@ class StringIndex:
     def rows(self, key: str, key_of: Optional[Callable[[str], str]] = None) -> List[int]:
         """Rows whose key equals ``key`` (``key_of`` maps a column string to its key when the keys were derived)."""
         h = hash(key)
-        bit = h & (self.BITMAP_BITS - 1)
+        bit = h & (self.bits - 1)
         if not (self.bitmap[bit >> 3] >> (bit & 7)) & 1:
             return []
         hashes = self.hashes

@@ -134,3 +134,14 @@ def test_set_kb_with_titles_in_shards_then_reindex(trained, tmp_path):
     result = runner.invoke(app, ["reindex", str(out), str(tmp_path / "flat"), "--index-factory", "Flat"])
     assert result.exit_code == 0, result.output
     assert spacy.load(tmp_path / "flat").get_pipe("beer2_linker").store.index.factory == "Flat"
+
+
+def test_kb_stats_reports_entities_and_memory(kb_path, tmp_path):
+    titles = tmp_path / "titles.txt"
+    titles.write_text("paris\n" + "".join(f"new title {i}\n" for i in range(20_000)), encoding="utf8")
+    out = tmp_path / "stats.json"
+    result = runner.invoke(app, ["kb-stats", str(kb_path), "--titles", str(titles), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(out.read_text())
+    assert stats["entities"] == 20_008 and stats["entities_beyond_a_title"] == 8  # "paris" is the KB's Paris
+    assert 0.5 < stats["mb_kb_and_candidate_table"] < 3  # ~60 bytes a title, indexes included
