@@ -217,9 +217,9 @@ class Beer2Module(nn.Module):
                 # hide the prior of some candidates, so that the reader also learns to link from context alone
                 hidden = numpy.random.random_sample(priors.shape[:2]) < settings.prior_dropout
                 priors[hidden], start_priors[hidden], end_priors[hidden] = 0.0, 0.0, 0.0
-            # a title-only entity has no p(e|m); its name still matches the text (is-an-alias stays)
-            titled_np = titled.cpu().numpy()
-            priors[titled_np, 0], start_priors[titled_np, :, 0], end_priors[titled_np, :, 0] = 0.0, 0.0, 0.0
+            if titled.any():  # a title-only entity has no p(e|m); its name still matches (is-an-alias stays)
+                titled_np = titled.cpu().numpy()
+                priors[titled_np, 0], start_priors[titled_np, :, 0], end_priors[titled_np, :, 0] = 0.0, 0.0, 0.0
         features = torch.cat([
             torch.stack([torch.einsum("wch,wh->wc", cands, queries), popularity], dim=-1),
             torch.as_tensor(priors, device=device),

@@ -7,7 +7,6 @@ similarity (mean-pooled states on both sides), and training moves it from there.
 
 from typing import List, Optional, Sequence, Tuple
 
-import numpy
 import torch
 from torch import nn
 from torch.nn import functional as F
