@@ -1,11 +1,10 @@
 """A span getter for the shared transformer: strided windows of about the same number of wordpieces.
 
 spacy-transformers pads every span of a batch to the longest one. With ``strided_spans`` (a fixed number of spaCy
-tokens) a window over a results table ("1-0 2-1 ...") holds 2-3 times the wordpieces of a window of prose, so one
-long document, whose hundreds of windows form one batch, runs at the length of its worst window: on AIDA testb
-text, 370 wordpieces against a mean of 152 at 50k words, and quadratic attention makes that 3.7 times the cost per
-word of a 1k-word document. Windows cut by an estimate of their wordpieces are all about as long, so the cost per
-word stays flat as documents grow.
+tokens) a window over a results table ("12:39.36 2. Kiptanui ( Kenya ) 12:48.98") holds two to three times the
+wordpieces of a window of prose, so one long document, whose hundreds of windows form one batch, runs at the
+length of its worst window, and attention is quadratic in it. Windows cut by an estimate of their wordpieces are
+all about as long, so the cost per word stays flat as documents grow (README: Long documents).
 """
 
 import bisect
