@@ -74,7 +74,7 @@ class EntityStore:
         self._title_vectors = None
         self._imputed = None
         if self.impute_types:
-            self.type_buckets()  # now, so that it is saved with the KB (minutes for millions of entities)
+            self.type_buckets()  # now, so that it is saved with the KB and not searched again at load
 
     @property
     def surfaces(self) -> CandidateTable:
