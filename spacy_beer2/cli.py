@@ -116,6 +116,8 @@ def evaluate_cli(
     prior_only: bool = typer.Option(False, "--prior-only", help="Baseline: keep the linker's spans, but link each "
                                     "to the argmax p(e|m) of its surface in the prior table"),
     int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
+    train: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Training corpus: also break the "
+                                         "errors down by whether the gold entity was seen in training"),
 ) -> None:
     """EL and MD precision/recall/F1, an error breakdown of the gold mentions, retriever Recall@K and speed.
 
@@ -124,7 +126,7 @@ def evaluate_cli(
     """
     from spacy.training import Example
 
-    from .scoring import error_breakdown, score_el
+    from .scoring import error_breakdown, error_breakdown_by, score_el
 
     nlp = _load(model, gpu_id, ctx, int8)
     linker = _linker(nlp, required=False)
@@ -139,7 +141,12 @@ def evaluate_cli(
     examples = [Example(p, g) for p, g in zip(predicted, gold)]
     metrics = score_el(examples)
     metrics["errors"] = error_breakdown(examples)
+    if train is not None:
+        seen = {ent.kb_id_ for doc in _gold_docs(nlp, train, 0) for ent in doc.ents}
+        metrics["errors_by_seen"] = error_breakdown_by(
+            examples, lambda span: "seen_in_training" if span.kb_id_ in seen else "unseen_in_training")
     if linker is not None:
+        metrics["errors_by_prior"] = error_breakdown_by(examples, lambda span: prior_support(span, linker))
         candidates = []
         for i in range(0, len(predicted), batch_size):
             candidates.extend(linker.window_candidates(predicted[i : i + batch_size]))
@@ -151,6 +158,18 @@ def evaluate_cli(
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf8")
         msg.good(f"metrics -> {output}")
+
+
+def prior_support(span, linker) -> str:
+    """Where the gold entity of ``span`` stands in the prior table's entries for its surface: "prior_top" (argmax
+    p(e|m)), "prior_lower" (listed, not first) or "prior_none" (not listed: the linker must find it from context)."""
+    from .aliases import normalize_surface
+
+    rows, _ = linker.store.surfaces.get(normalize_surface(span.text)) or ((), ())
+    ids = [linker.kb.id(row) for row in rows]  # sorted by p(e|m)
+    if ids and ids[0] == span.kb_id_:
+        return "prior_top"
+    return "prior_lower" if span.kb_id_ in ids else "prior_none"
 
 
 def relink_by_prior(doc, linker):

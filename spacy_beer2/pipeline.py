@@ -20,7 +20,7 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from .aliases import AliasTable
+from .aliases import AliasTable, count_pair_docs, held_out_golds, normalize_surface, without_pairs
 from .corpus import NIL
 from .decoding import Link, resolve
 from .kb import KnowledgeBase
@@ -71,6 +71,7 @@ FIX_CANDIDATES_BATCH = 16
         "use_priors": True,
         "impute_types": True,
         "prior_dropout": 0.0,
+        "leave_one_out_priors": False,
         "title_dropout": 0.2,
         "short_names": True,
         "n_alias_entities": 10,
@@ -103,6 +104,7 @@ def make_beer2_linker(
     use_priors: bool,
     impute_types: bool,
     prior_dropout: float,
+    leave_one_out_priors: bool,
     title_dropout: float,
     short_names: bool,
     n_alias_entities: int,
@@ -146,6 +148,7 @@ class Beer2Linker(TrainablePipe):
         use_priors: bool,
         impute_types: bool,
         prior_dropout: float,
+        leave_one_out_priors: bool,
         title_dropout: float,
         short_names: bool,
         n_alias_entities: int,
@@ -186,6 +189,7 @@ class Beer2Linker(TrainablePipe):
         self.alias_candidates = alias_candidates
         self.use_priors = use_priors
         self.prior_dropout = prior_dropout
+        self.leave_one_out_priors = leave_one_out_priors
         self.title_dropout = title_dropout
         self.short_names = short_names
         self.threshold = threshold
@@ -200,6 +204,8 @@ class Beer2Linker(TrainablePipe):
         self.store = EntityStore(index_factory, entity_batch_size, n_alias_entities, index_params, impute_types)
         self._updates_since_refresh: Optional[int] = None  # None: the index matches the weights
         self._fixed_candidates: Dict[str, List[List[int]]] = {}
+        # training only (not saved): in how many training docs each (surface, entity) pair is a gold mention
+        self._pair_docs: Dict[Tuple[str, int], int] = {}
         self._optimizer: Optional[Optimizer] = None
         for ext in (SCORE, CANDIDATES):
             if not Span.has_extension(ext):
@@ -241,6 +247,10 @@ class Beer2Linker(TrainablePipe):
         self.set_kb(kb, aliases)
         if not self.dynamic_candidates:
             self._fix_candidates(get_examples, nlp)
+        if self.leave_one_out_priors:
+            self._pair_docs = count_pair_docs(
+                [(surface, row) for (_, _, row), surface in zip(*self._gold_pairs(eg)) if row >= 0]
+                for eg in get_examples())
 
     def set_kb(self, kb: Union[str, Path, KnowledgeBase], aliases: Union[str, Path, AliasTable, None] = None,
                work_dir: Union[str, Path, None] = None) -> None:
@@ -356,7 +366,7 @@ class Beer2Linker(TrainablePipe):
         states, backprop = self.model.begin_update(docs)
         table = self._entity_table(titles=self.title_dropout > 0)
         settings = self._settings()
-        batch = module.prepare(states.tensors, self._matches(docs), settings, golds)
+        batch = module.prepare(states.tensors, self._training_matches(examples, golds), settings, golds)
         fixed = ([self._fixed_candidates.get(_doc_key(eg.reference)) for eg in examples]
                  if self._fixed_candidates else None)
         module.retrieve(batch, table, settings, golds, fixed)
@@ -393,6 +403,21 @@ class Beer2Linker(TrainablePipe):
             for span in eg.get_aligned_spans_y2x([ent], allow_overlap=False):
                 gold.append((span.start, span.end, -1 if row is None else row))
         return gold
+
+    def _gold_pairs(self, eg: Example) -> Tuple[List[Tuple[int, int, int]], List[str]]:
+        """The gold mentions of ``eg`` (see ``_gold``) and their surfaces as the prior table compares them."""
+        golds = self._gold(eg)
+        return golds, [normalize_surface(eg.predicted[start:end].text) for start, end, _ in golds]
+
+    def _training_matches(self, examples: List[Example], golds: List[List[Tuple[int, int, int]]]) -> List[Any]:
+        """The alias matches of the training docs; with ``leave_one_out_priors``, without the (surface, entity)
+        pairs that only the doc itself could have put in the prior table (see ``aliases.held_out_golds``)."""
+        matches = self._matches([eg.predicted for eg in examples])
+        if not self._pair_docs:
+            return matches
+        name = lambda row: self.store.kb[row].name  # noqa: E731
+        return [without_pairs(m, held_out_golds(gold, self._gold_pairs(eg)[1], self._pair_docs, name))
+                for m, gold, eg in zip(matches, golds, examples)]
 
     def get_loss(self, examples: Iterable[Example], scores: Any) -> Tuple[float, Any]:
         raise NotImplementedError("beer2_linker computes its joint loss in update(); see Beer2Module.loss")

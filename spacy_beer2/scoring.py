@@ -7,7 +7,7 @@ exact span of a gold NIL mention are ignored; every other prediction counts. Pre
 another component) are not linker predictions.
 """
 
-from typing import Any, Callable, Dict, Iterable, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, Set, Tuple
 
 from spacy.tokens import Span
 from spacy.training import Example
@@ -53,30 +53,52 @@ def make_el_scorer() -> Callable[..., Dict[str, float]]:
     return score_el
 
 
-def error_breakdown(examples: Iterable[Example]) -> Dict[str, int]:
-    """What happened to each InKB gold mention: linked right; exact span with the wrong entity (split by whether
-    the gold entity was among the span's candidates in ``span._.beer2_candidates``); found with wrong boundaries;
-    or missed (no overlapping prediction)."""
-    counts = {"gold": 0, "correct": 0, "wrong_entity_gold_in_candidates": 0, "wrong_entity_gold_not_in_candidates": 0,
-              "wrong_boundary": 0, "missed": 0}
+OUTCOMES = ("correct", "wrong_entity_gold_in_candidates", "wrong_entity_gold_not_in_candidates", "wrong_boundary",
+            "missed")
+
+
+def mention_outcomes(examples: Iterable[Example]) -> Iterator[Tuple[Span, str]]:
+    """What happened to each InKB gold mention (one of ``OUTCOMES``): linked right; exact span with the wrong entity
+    (split by whether the gold entity was among the span's candidates in ``span._.beer2_candidates``); found with
+    wrong boundaries; or missed (no overlapping prediction)."""
     for eg in examples:
         predicted = [ent for ent in eg.predicted.ents if ent.kb_id_ and ent.kb_id_ != NIL]
         by_span = {(ent.start_char, ent.end_char): ent for ent in predicted}
         for gold in eg.reference.ents:
             if not gold.kb_id_ or gold.kb_id_ == NIL:
                 continue
-            counts["gold"] += 1
             ent = by_span.get((gold.start_char, gold.end_char))
             if ent is not None:
                 if ent.kb_id_ == gold.kb_id_:
-                    counts["correct"] += 1
+                    yield gold, "correct"
                 else:
                     listed = ent._.get(CANDIDATES) if Span.has_extension(CANDIDATES) else None
                     candidates = {c for c, _ in listed or []}
-                    key = "in" if gold.kb_id_ in candidates else "not_in"
-                    counts[f"wrong_entity_gold_{key}_candidates"] += 1
+                    yield gold, "wrong_entity_gold_in_candidates" if gold.kb_id_ in candidates else \
+                        "wrong_entity_gold_not_in_candidates"
             elif any(p.start_char < gold.end_char and gold.start_char < p.end_char for p in predicted):
-                counts["wrong_boundary"] += 1
+                yield gold, "wrong_boundary"
             else:
-                counts["missed"] += 1
+                yield gold, "missed"
+
+
+def error_breakdown(examples: Iterable[Example]) -> Dict[str, int]:
+    """How many InKB gold mentions had each outcome (see ``mention_outcomes``), with their total as "gold"."""
+    counts = dict.fromkeys(("gold",) + OUTCOMES, 0)
+    for _, outcome in mention_outcomes(examples):
+        counts["gold"] += 1
+        counts[outcome] += 1
     return counts
+
+
+def error_breakdown_by(examples: Iterable[Example], group: Callable[[Span], str]) -> Dict[str, Dict[str, Any]]:
+    """The error breakdown per group of gold mentions (``group`` names each gold span's group), with each group's
+    EL recall: where the linker's recall is lost, e.g. entities unseen in training, or without prior support."""
+    groups: Dict[str, Dict[str, Any]] = {}
+    for gold, outcome in mention_outcomes(examples):
+        counts = groups.setdefault(group(gold), dict.fromkeys(("gold",) + OUTCOMES, 0))
+        counts["gold"] += 1
+        counts[outcome] += 1
+    for counts in groups.values():
+        counts["el_r"] = counts["correct"] / counts["gold"]
+    return dict(sorted(groups.items()))

@@ -2,8 +2,8 @@ import numpy
 import pytest
 import srsly
 
-from spacy_beer2.aliases import (AliasTable, DocMatches, build_candidate_table, expand_short_names, find_matches,
-                                 prior_features, window_alias_rows)
+from spacy_beer2.aliases import (AliasTable, DocMatches, build_candidate_table, count_pair_docs, expand_short_names,
+                                 find_matches, held_out_golds, prior_features, window_alias_rows, without_pairs)
 from spacy_beer2.kb import Entity, KBError, KnowledgeBase
 
 
@@ -89,3 +89,21 @@ def test_title_names_are_found_through_the_kb_index_not_stored_in_the_table():
     assert not twins.entries and twins["nice"] == ((0, 1), (0.5, 0.5))
     words = ["Paris", "Hilton", "met", "NICE", "people"]
     assert find_matches(words, [True] * 5, twins, 3) == [(3, 4, (0, 1), (0.5, 0.5))]
+
+
+def test_leave_one_out_holds_out_pairs_only_this_doc_supports():
+    pair_docs = count_pair_docs([[("bulls", 4), ("jordan", 3), ("jordan", 3)], [("jordan", 3)], [("paris", 1)]])
+    assert pair_docs == {("bulls", 4): 1, ("jordan", 3): 2, ("paris", 1): 1}  # docs, not mentions
+    names = {1: "Paris Hilton", 3: "Michael Jordan", 4: "Chicago Bulls", 5: "Mercury (planet)"}.__getitem__
+    golds = [(0, 1, 4), (2, 3, 3), (5, 6, -1), (7, 8, 1), (9, 10, 5)]
+    surfaces = ["bulls", "jordan", "bob", "paris", "mercury"]
+    # "bulls" -> Chicago Bulls: this doc alone, not its name -> held out; "jordan": a second doc links it too;
+    # NIL: never; "paris" -> Paris Hilton: this doc alone -> held out; "mercury": the name without its qualifier
+    assert held_out_golds(golds, surfaces, pair_docs, names) == [(0, 1, 4), (7, 8, 1)]
+
+
+def test_without_pairs_removes_an_entity_from_exactly_that_span():
+    matches = DocMatches([(0, 1, (1, 2), (0.7, 0.3)), (3, 4, (1,), (1.0,)), (5, 6, (4,), (1.0,))])
+    kept = without_pairs(matches, [(0, 1, 1), (5, 6, 4)])
+    assert kept.matches == [(0, 1, (2,), (0.3,)), (3, 4, (1,), (1.0,))]  # same entity elsewhere stays
+    assert without_pairs(matches, []) is matches

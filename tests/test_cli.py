@@ -59,6 +59,15 @@ def test_evaluate_link_and_set_kb_on_a_trained_pipeline(tmp_path, corpus_path, k
     errors = data["errors"]
     assert errors["gold"] == 13 and sum(v for k, v in errors.items() if k != "gold") == 13
     assert errors["correct"] == round(data["el_r"] * 13)
+    by_prior = data["errors_by_prior"]
+    assert set(by_prior) <= {"prior_top", "prior_lower", "prior_none"} and by_prior["prior_top"]["gold"] > 0
+    assert sum(group["gold"] for group in by_prior.values()) == 13
+    assert "errors_by_seen" not in data
+    result = runner.invoke(app, ["evaluate", str(model), str(corpus_path), "--train", str(corpus_path),
+                                 "--output", str(metrics)])
+    assert result.exit_code == 0, result.output
+    by_seen = json.loads(metrics.read_text())["errors_by_seen"]  # trained on the same docs: all seen
+    assert list(by_seen) == ["seen_in_training"] and by_seen["seen_in_training"]["gold"] == 13
     result = runner.invoke(app, ["evaluate", str(model), str(corpus_path), "--prior-only", "--output", str(metrics)])
     assert result.exit_code == 0, result.output
     prior = json.loads(metrics.read_text())

@@ -254,3 +254,25 @@ def test_the_linker_loss_reaches_the_shared_transformer(make_nlp):
     assert grads["encoder.layer.1.output.dense.weight"].abs().sum() > 0
     assert grads["embeddings.word_embeddings.weight"].abs().sum() > 0
     assert grads["pooler.dense.weight"] is None  # unused by the listener: the gradients are the linker's
+
+
+def test_leave_one_out_priors_hide_what_only_the_doc_itself_put_in_the_table(make_nlp):
+    """"Bulls" -> Chicago Bulls is linked in one training doc only and is not the team's name: with
+    leave_one_out_priors the training matches lack it (as a test doc's may), while "Jordan" -> Michael Jordan,
+    linked in two docs, stays; prediction never holds anything out."""
+    nlp, examples, _ = make_nlp(**{"components.beer2_linker.leave_one_out_priors": True})
+    linker = nlp.get_pipe("beer2_linker")
+    eg = next(eg for eg in examples if "Bulls" in eg.reference.text and "scored" in eg.reference.text)
+    bulls, jordan = linker.kb.row("Chicago Bulls"), linker.kb.row("Michael Jordan")
+    golds = [linker._gold(eg)]
+
+    def rows_at(matches, word):
+        i = next(t.i for t in eg.predicted if t.text == word)
+        return {r for s, e, rows, _ in matches.matches if (s, e) == (i, i + 1) for r in rows}
+
+    held = linker._training_matches([eg], golds)[0]
+    plain = linker._matches([eg.predicted])[0]
+    assert bulls in rows_at(plain, "Bulls") and bulls not in rows_at(held, "Bulls")
+    assert jordan in rows_at(held, "Jordan")
+    off, _, _ = make_nlp()
+    assert off.get_pipe("beer2_linker")._training_matches([eg], golds)[0].matches == plain.matches

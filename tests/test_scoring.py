@@ -2,7 +2,7 @@ import spacy
 from spacy.tokens import Span
 from spacy.training import Example
 
-from spacy_beer2.scoring import make_el_scorer, score_el
+from spacy_beer2.scoring import error_breakdown, error_breakdown_by, make_el_scorer, score_el
 
 
 def make_example(nlp, text, gold, predicted):
@@ -48,3 +48,27 @@ def test_empty_and_unlinked_predictions():
 def test_registered():
     assert spacy.registry.scorers.get("spacy-beer2.el_scorer.v1") is make_el_scorer
     assert make_el_scorer() is score_el
+
+
+def _outcome_example(nlp):
+    # tokens: 0 Jordan 1 met 2 Obama 3 in 4 Paris 5 and 6 Bob 7 in 8 Amman
+    text = "Jordan met Obama in Paris and Bob in Amman"
+    gold = [(0, 1, "Michael Jordan"), (2, 3, "Barack Obama"), (4, 5, "Paris"), (6, 7, "NIL"), (8, 9, "Amman")]
+    predicted = [(0, 1, "Jordan"), (2, 3, "Barack Obama"), (7, 9, "Amman")]  # Paris: missed
+    return make_example(nlp, text, gold, predicted)
+
+
+def test_error_breakdown_names_what_happened_to_each_gold_mention():
+    counts = error_breakdown([_outcome_example(spacy.blank("en"))])
+    assert counts == {"gold": 4, "correct": 1, "wrong_entity_gold_in_candidates": 0,
+                      "wrong_entity_gold_not_in_candidates": 1, "wrong_boundary": 1, "missed": 1}
+
+
+def test_error_breakdown_by_group_splits_the_same_outcomes():
+    eg = _outcome_example(spacy.blank("en"))
+    people = {"Michael Jordan", "Barack Obama"}
+    groups = error_breakdown_by([eg], lambda span: "person" if span.kb_id_ in people else "place")
+    assert groups["person"]["gold"] == 2 and groups["person"]["correct"] == 1 and groups["person"]["el_r"] == 0.5
+    assert groups["place"] == {"gold": 2, "correct": 0, "wrong_entity_gold_in_candidates": 0,
+                               "wrong_entity_gold_not_in_candidates": 0, "wrong_boundary": 1, "missed": 1,
+                               "el_r": 0.0}
