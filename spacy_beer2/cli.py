@@ -343,8 +343,8 @@ def benchmark_cli(
     others = [name for name in nlp.pipe_names if linker is None or name != linker.name]
     warm = _timed(lambda: list(nlp.pipe(texts, batch_size=batch_size)))
     alone = _timed(lambda: list(nlp.pipe(texts, batch_size=batch_size, disable=[linker.name] if linker else [])))
-    per_length = {}
-    for n_words in [int(n) for n in lengths.split(",") if n.strip()]:
+    per_length, peak_by_length = {}, {}
+    for n_words in sorted(int(n) for n in lengths.split(",") if n.strip()):
         doc = nlp.make_doc(" ".join(texts))
         while len(doc) < n_words:
             doc = nlp.make_doc(doc.text + " " + doc.text)
@@ -354,6 +354,7 @@ def benchmark_cli(
             started = time.perf_counter()
             doc = proc(doc)
             per_length[n_words][name] = 1000 * (time.perf_counter() - started) / len(doc)
+        peak_by_length[n_words] = _peak_rss_mb()  # the process's peak so far: lengths run shortest first
     index_ms = _index_latency_ms(linker) if linker is not None else None
     metrics = {
         "docs": len(texts), "words": words, "load_seconds": loaded - start, "pipe_seconds": end - begin,
@@ -361,7 +362,7 @@ def benchmark_cli(
         "total_seconds": end - start, "words_per_second": words / (end - begin),
         "warm_pipe_seconds": warm, f"warm_{'+'.join(others)}_alone_seconds": alone,
         "ratio_to_upstream_alone": warm / alone, "ms_per_word_by_length_and_component": per_length,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb_after_length": peak_by_length, "peak_rss_mb": _peak_rss_mb(),
         "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
         + (f", GPU {torch.cuda.get_device_name(0)}" if gpu_id >= 0 else ", CPU only"),
         "data": str(data), "model": str(model), "overrides": " ".join(ctx.args), "int8": int8,
@@ -370,6 +371,10 @@ def benchmark_cli(
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf8")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _index_latency_ms(linker, n_queries: int = 1000) -> float:

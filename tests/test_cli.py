@@ -102,6 +102,8 @@ def test_benchmark_reports_the_linker_overhead_and_per_length_costs(trained, tmp
                                                       for line in corpus_path.read_text().splitlines())
     per_length = data["ms_per_word_by_length_and_component"]
     assert set(per_length) == {"50", "200"} and set(per_length["200"]) == {"transformer", "beer2_linker"}
+    peaks = data["peak_rss_mb_after_length"]
+    assert list(peaks) == ["50", "200"] and peaks["50"] <= peaks["200"] <= data["peak_rss_mb"]
     assert data["warm_pipe_seconds"] > data["warm_transformer_alone_seconds"] > 0  # the linker costs on top
     assert 0 < data["pipe_seconds"] and data["load_seconds"] + data["pipe_seconds"] <= data["total_seconds"]
 
