@@ -6,7 +6,7 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import typer
 from wasabi import msg, table
@@ -88,20 +88,31 @@ def convert_cli(
         msg.warn(f"{stats.realigned} mentions widened to token boundaries, {stats.overlapping} overlapping dropped")
 
 
-def retriever_recall(docs, window_candidates) -> Dict[str, float]:
-    """Share of gold (window, entity) pairs whose entity is among the window's candidates."""
+def retriever_recall(docs, window_candidates, group=None) -> Dict[str, Any]:
+    """Share of gold (window, entity) pairs whose entity is among the window's candidates; with ``group`` (a
+    function naming each gold span's group), also per group."""
     from .corpus import NIL
 
     found = total = 0
+    by_group: Dict[str, List[int]] = {}
     for doc, windows in zip(docs, window_candidates):
-        gold = [(e.start, e.end, e.kb_id_) for e in doc.ents if e.kb_id_ and e.kb_id_ != NIL]
+        gold = [e for e in doc.ents if e.kb_id_ and e.kb_id_ != NIL]
+        names = [group(e) for e in gold] if group is not None else [None] * len(gold)
         for start, end, ids in windows:
             ids = set(ids)
-            for gs, ge, entity in gold:
-                if gs >= start and ge <= end:
+            for ent, name in zip(gold, names):
+                if ent.start >= start and ent.end <= end:
+                    hit = ent.kb_id_ in ids
                     total += 1
-                    found += entity in ids
-    return {"retriever_recall": found / total if total else 0.0, "retriever_pairs": total}
+                    found += hit
+                    if name is not None:
+                        counts = by_group.setdefault(name, [0, 0])
+                        counts[0] += hit
+                        counts[1] += 1
+    out: Dict[str, Any] = {"retriever_recall": found / total if total else 0.0, "retriever_pairs": total}
+    if group is not None:
+        out["retriever_recall_by_group"] = {name: hit / n for name, (hit, n) in sorted(by_group.items())}
+    return out
 
 
 @app.command("evaluate", context_settings=OVERRIDES)
@@ -150,7 +161,8 @@ def evaluate_cli(
         candidates = []
         for i in range(0, len(predicted), batch_size):
             candidates.extend(linker.window_candidates(predicted[i : i + batch_size]))
-        metrics.update(retriever_recall(gold, candidates), n_candidates=linker.n_candidates)
+        recall = retriever_recall(gold, candidates, lambda span: prior_support(span, linker))
+        metrics.update(recall, n_candidates=linker.n_candidates)
     metrics.update(docs=len(gold), words=words, seconds=seconds, words_per_second=words / seconds,
                    data=str(data), model=str(model), overrides=" ".join(ctx.args), int8=int8)
     msg.table({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in metrics.items()})

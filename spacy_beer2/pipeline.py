@@ -71,7 +71,7 @@ FIX_CANDIDATES_BATCH = 16
         "use_priors": True,
         "impute_types": True,
         "prior_dropout": 0.0,
-        "leave_one_out_priors": False,
+        "leave_one_out_priors": True,
         "title_dropout": 0.2,
         "short_names": True,
         "n_alias_entities": 10,

@@ -40,6 +40,8 @@ def test_retriever_recall_counts_gold_window_pairs():
                 Span(doc, 2, 3, label="NIL", kb_id="NIL")]
     windows = [(0, 4, ["A", "x"]), (2, 6, ["C", "b"])]  # A found in window 1; B missed ("b" is another entity)
     assert retriever_recall([doc], [windows]) == {"retriever_recall": 0.5, "retriever_pairs": 2}
+    by_entity = retriever_recall([doc], [windows], group=lambda span: span.kb_id_)
+    assert by_entity["retriever_recall_by_group"] == {"A": 1.0, "B": 0.0} and by_entity["retriever_pairs"] == 2
 
 
 def test_evaluate_link_and_set_kb_on_a_trained_pipeline(tmp_path, corpus_path, kb_path, tiny_bert):
