@@ -407,7 +407,7 @@ class Beer2Linker(TrainablePipe):
     def _gold_pairs(self, eg: Example) -> Tuple[List[Tuple[int, int, int]], List[str]]:
         """The gold mentions of ``eg`` (see ``_gold``) and their surfaces as the prior table compares them."""
         golds = self._gold(eg)
-        return golds, [normalize_surface(eg.predicted[start:end].text) for start, end, _ in golds]
+        return golds, _surfaces(eg.predicted, golds)
 
     def _training_matches(self, examples: List[Example], golds: List[List[Tuple[int, int, int]]]) -> List[Any]:
         """The alias matches of the training docs; with ``leave_one_out_priors``, without the (surface, entity)
@@ -416,7 +416,7 @@ class Beer2Linker(TrainablePipe):
         if not self._pair_docs:
             return matches
         name = lambda row: self.store.kb[row].name  # noqa: E731
-        return [without_pairs(m, held_out_golds(gold, self._gold_pairs(eg)[1], self._pair_docs, name))
+        return [without_pairs(m, held_out_golds(gold, _surfaces(eg.predicted, gold), self._pair_docs, name))
                 for m, gold, eg in zip(matches, golds, examples)]
 
     def get_loss(self, examples: Iterable[Example], scores: Any) -> Tuple[float, Any]:
@@ -544,6 +544,11 @@ class Beer2Linker(TrainablePipe):
         }
         util.from_bytes(bytes_data, deserialize, exclude)
         return self
+
+
+def _surfaces(doc: Doc, golds: List[Tuple[int, int, int]]) -> List[str]:
+    """The surfaces of gold token spans, as the prior table compares them."""
+    return [normalize_surface(doc[start:end].text) for start, end, _ in golds]
 
 
 def _doc_key(doc: Doc) -> str:
