@@ -286,8 +286,8 @@ def prior_features(matches: Sequence[DocMatches], windows: Sequence[Tuple[int, i
 
 
 # -- leave-one-out priors for training -----------------------------------------------------------------------------
-# A prior table built from the training set's own anchors (AIDA's is) always knows a training mention's entity: on
-# AIDA train the gold entity is among its surface's entries 99.5% of the time, on testb 75.4%. A reader trained on
+# A prior table built from the training set's own anchors (AIDA's is) knows a training mention's entity, while it
+# lists a test mention's for its surface only 75.4% of the time on AIDA testb (DESIGN.md). A reader trained on
 # such priors learns that an entity the table does not list for the surface is never the answer. Holding out, for
 # each training doc, the (surface, entity) pairs that only that doc's anchors can have put in the table shows the
 # reader the case it meets at test time.

@@ -96,7 +96,7 @@ class Beer2Module(nn.Module):
         width = self.retriever.window_adapter.hidden.in_features
         # the listener gives an empty doc a (0, 0) array
         states = [doc_states if len(doc_states) else doc_states.new_zeros((0, width)) for doc_states in states]
-        flat = torch.cat([*states, torch.zeros((1, width), device=device)]) if states else torch.zeros((1, width), device=device)
+        flat = torch.cat([*states, torch.zeros((1, width), device=device)])
         pad = flat.shape[0] - 1
         windows, token_rows = [], []
         offset = 0
