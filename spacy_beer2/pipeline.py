@@ -20,7 +20,7 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from .aliases import AliasTable, count_pair_docs, held_out_golds, normalize_surface, without_pairs
+from .aliases import AliasTable, count_pair_docs, held_out_golds, normalize_surface, sample_golds, without_pairs
 from .corpus import NIL
 from .decoding import Link, resolve
 from .kb import KnowledgeBase
@@ -72,6 +72,7 @@ FIX_CANDIDATES_BATCH = 16
         "impute_types": True,
         "prior_dropout": 0.0,
         "leave_one_out_priors": True,
+        "prior_holdout": 0.0,
         "title_dropout": 0.2,
         "short_names": True,
         "n_alias_entities": 10,
@@ -105,6 +106,7 @@ def make_beer2_linker(
     impute_types: bool,
     prior_dropout: float,
     leave_one_out_priors: bool,
+    prior_holdout: float,
     title_dropout: float,
     short_names: bool,
     n_alias_entities: int,
@@ -149,6 +151,7 @@ class Beer2Linker(TrainablePipe):
         impute_types: bool,
         prior_dropout: float,
         leave_one_out_priors: bool,
+        prior_holdout: float,
         title_dropout: float,
         short_names: bool,
         n_alias_entities: int,
@@ -168,7 +171,8 @@ class Beer2Linker(TrainablePipe):
         for setting, value in (("threshold", threshold), ("mention_threshold", mention_threshold)):
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name}: {setting} must be a probability strictly between 0 and 1, got {value}")
-        for setting, value in (("prior_dropout", prior_dropout), ("title_dropout", title_dropout)):
+        for setting, value in (("prior_dropout", prior_dropout), ("prior_holdout", prior_holdout),
+                               ("title_dropout", title_dropout)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name}: {setting} must be in [0, 1), got {value}")
         for setting, value in (("n_candidates", n_candidates), ("n_train_candidates", n_train_candidates),
@@ -190,6 +194,8 @@ class Beer2Linker(TrainablePipe):
         self.use_priors = use_priors
         self.prior_dropout = prior_dropout
         self.leave_one_out_priors = leave_one_out_priors
+        self.prior_holdout = prior_holdout
+        self._holdout_rng = numpy.random.default_rng(numpy.random.randint(0, 2**31))  # seeded by spacy train
         self.title_dropout = title_dropout
         self.short_names = short_names
         self.threshold = threshold
@@ -410,14 +416,20 @@ class Beer2Linker(TrainablePipe):
         return golds, _surfaces(eg.predicted, golds)
 
     def _training_matches(self, examples: List[Example], golds: List[List[Tuple[int, int, int]]]) -> List[Any]:
-        """The alias matches of the training docs; with ``leave_one_out_priors``, without the (surface, entity)
-        pairs that only the doc itself could have put in the prior table (see ``aliases.held_out_golds``)."""
+        """The alias matches of the training docs, without the (surface, entity) pairs held out for this update:
+        with ``leave_one_out_priors`` those that only the doc itself could have put in the prior table (see
+        ``aliases.held_out_golds``), and a random ``prior_holdout`` share of the rest (``aliases.sample_golds``)."""
         matches = self._matches([eg.predicted for eg in examples])
-        if not self._pair_docs:
+        if not self._pair_docs and self.prior_holdout <= 0:
             return matches
         name = lambda row: self.store.kb[row].name  # noqa: E731
-        return [without_pairs(m, held_out_golds(gold, _surfaces(eg.predicted, gold), self._pair_docs, name))
-                for m, gold, eg in zip(matches, golds, examples)]
+        out = []
+        for m, gold, eg in zip(matches, golds, examples):
+            surfaces = _surfaces(eg.predicted, gold)
+            held = held_out_golds(gold, surfaces, self._pair_docs, name) if self._pair_docs else []
+            held += sample_golds(gold, surfaces, name, self.prior_holdout, self._holdout_rng)
+            out.append(without_pairs(m, held))
+        return out
 
     def get_loss(self, examples: Iterable[Example], scores: Any) -> Tuple[float, Any]:
         raise NotImplementedError("beer2_linker computes its joint loss in update(); see Beer2Module.loss")

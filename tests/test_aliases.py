@@ -3,7 +3,8 @@ import pytest
 import srsly
 
 from spacy_beer2.aliases import (AliasTable, DocMatches, build_candidate_table, count_pair_docs, expand_short_names,
-                                 find_matches, held_out_golds, prior_features, window_alias_rows, without_pairs)
+                                 find_matches, fold, held_out_golds, normalize_surface, prior_features,
+                                 sample_golds, window_alias_rows, without_pairs)
 from spacy_beer2.kb import Entity, KBError, KnowledgeBase
 
 
@@ -45,6 +46,29 @@ def test_find_matches_on_tokens(kb):
     matches = find_matches(words, spaces, table, max_length=4)
     assert [(s, e, rows) for s, e, rows, _ in matches] == [(1, 5, (2,)), (6, 7, (0,))]
     assert find_matches(words, spaces, table, max_length=3) == [(6, 7, (0,), (1.0,))]
+
+
+def test_surfaces_match_without_case_or_accents():
+    kb = KnowledgeBase([Entity("Norberto Téllez", "Norberto Téllez"), Entity("Москва", "Москва"),
+                        Entity("Q1", "Alpay Ozalan")])
+    prior = AliasTable.from_records([{"alias": "Alpay Özalan", "entities": [["Q1", 1.0]]}])
+    table = build_candidate_table(kb, prior, per_alias=10)
+    words = ["NORBERTO", "TELLEZ", "and", "Alpay", "Ozalan", "in", "МОСКВА"]
+    matches = find_matches(words, [True] * 7, table, max_length=2)
+    assert [(s, e, rows) for s, e, rows, _ in matches] == [(0, 2, (0,)), (3, 5, (2,)), (6, 7, (1,))]
+    assert fold("Ünal ŞÜKÜR") == "unal sukur" and fold("Москва") == "москва"  # other scripts keep their letters
+    assert normalize_surface("  São   Paulo ") == "sao paulo"
+
+
+def test_sample_golds_holds_out_a_share_of_non_name_mentions():
+    golds = [(i, i + 1, i % 3) for i in range(3000)] + [(0, 1, -1)] * 100
+    surfaces = ["bulls", "jordan", "amman"] * 1000 + ["nil"] * 100
+    names = {0: "Chicago Bulls", 1: "Michael Jordan", 2: "Amman"}.__getitem__
+    held = sample_golds(golds, surfaces, names, 0.25, numpy.random.default_rng(0))
+    rows = [row for _, _, row in held]
+    assert 200 < rows.count(0) < 300 and 200 < rows.count(1) < 300
+    assert rows.count(2) == 0 and -1 not in rows  # never an entity's own name, never a NIL mention
+    assert sample_golds(golds, surfaces, names, 0.0, numpy.random.default_rng(0)) == []
 
 
 def test_window_rows_and_prior_features():

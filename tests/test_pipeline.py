@@ -260,7 +260,8 @@ def test_leave_one_out_priors_hide_what_only_the_doc_itself_put_in_the_table(mak
     """"Bulls" -> Chicago Bulls is linked in one training doc only and is not the team's name: with
     leave_one_out_priors the training matches lack it (as a test doc's may), while "Jordan" -> Michael Jordan,
     linked in two docs, stays; prediction never holds anything out."""
-    nlp, examples, _ = make_nlp(**{"components.beer2_linker.leave_one_out_priors": True})
+    nlp, examples, _ = make_nlp(**{"components.beer2_linker.leave_one_out_priors": True,
+                                   "components.beer2_linker.prior_holdout": 0.0})
     linker = nlp.get_pipe("beer2_linker")
     eg = next(eg for eg in examples if "Bulls" in eg.reference.text and "scored" in eg.reference.text)
     bulls, jordan = linker.kb.row("Chicago Bulls"), linker.kb.row("Michael Jordan")
@@ -274,5 +275,26 @@ def test_leave_one_out_priors_hide_what_only_the_doc_itself_put_in_the_table(mak
     plain = linker._matches([eg.predicted])[0]
     assert bulls in rows_at(plain, "Bulls") and bulls not in rows_at(held, "Bulls")
     assert jordan in rows_at(held, "Jordan")
-    off, _, _ = make_nlp(**{"components.beer2_linker.leave_one_out_priors": False})
+    off, _, _ = make_nlp(**{"components.beer2_linker.leave_one_out_priors": False,
+                            "components.beer2_linker.prior_holdout": 0.0})
     assert off.get_pipe("beer2_linker")._training_matches([eg], golds)[0].matches == plain.matches
+
+
+def test_prior_holdout_hides_a_fresh_random_share_of_gold_pairs_each_update(make_nlp):
+    """"Jordan" -> Michael Jordan is linked in several training docs, so leave-one-out keeps it; prior_holdout
+    hides it in some updates and not in others, and never hides an entity from its own name ("Amman")."""
+    nlp, examples, _ = make_nlp(**{"components.beer2_linker.leave_one_out_priors": False,
+                                   "components.beer2_linker.prior_holdout": 0.5})
+    linker = nlp.get_pipe("beer2_linker")
+    eg = next(eg for eg in examples if "scored" in eg.reference.text and "Jordan" in eg.reference.text)
+    jordan = linker.kb.row("Michael Jordan")
+    golds = [linker._gold(eg)]
+    i = next(t.i for t in eg.predicted if t.text == "Jordan")
+    seen = [jordan in {r for s, e, rows, _ in linker._training_matches([eg], golds)[0].matches if (s, e) == (i, i + 1)
+                       for r in rows} for _ in range(40)]
+    assert 5 < sum(seen) < 35
+    named = next(eg for eg in examples if "Amman" in eg.reference.text)
+    amman, j = linker.kb.row("Amman"), next(t.i for t in named.predicted if t.text == "Amman")
+    for _ in range(20):
+        matches = linker._training_matches([named], [linker._gold(named)])[0].matches
+        assert amman in {r for s, e, rows, _ in matches if (s, e) == (j, j + 1) for r in rows}
