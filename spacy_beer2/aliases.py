@@ -3,9 +3,9 @@
 A prior table file is JSONL, one surface a line: ``{"alias": str, "entities": [[entity id, probability], ...]}``
 (surfaces are matched lower-cased, without accents, whitespace folded). It serves the linker twice: every window
 n-gram that is an alias adds its entities to the window's candidates, and p(e|m) of each (span, candidate) is
-evidence the reader learns to weigh. The table is kept by entity id (so it survives a KB swap) and turned into KB rows for the KB in
-use, where every entity is also reachable through its own name and aliases: a title-only KB with no prior table
-still gets candidates by name (uniform among the entities that share it).
+evidence the reader learns to weigh. The table is kept by entity id (so it survives a KB swap) and turned into KB
+rows for the KB in use, where every entity is also reachable through its own name and aliases: a title-only KB with
+no prior table still gets candidates by name (uniform among the entities that share it).
 """
 
 import bisect

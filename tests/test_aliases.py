@@ -56,7 +56,8 @@ def test_surfaces_match_without_case_or_accents():
     words = ["NORBERTO", "TELLEZ", "and", "Alpay", "Ozalan", "in", "МОСКВА"]
     matches = find_matches(words, [True] * 7, table, max_length=2)
     assert [(s, e, rows) for s, e, rows, _ in matches] == [(0, 2, (0,)), (3, 5, (2,)), (6, 7, (1,))]
-    assert fold("Ünal ŞÜKÜR") == "unal sukur" and fold("Москва") == "москва"  # other scripts keep their letters
+    assert fold("Ünal ŞÜKÜR") == "unal sukur"
+    assert fold("Москва") == "москва"  # other scripts keep their letters
     assert normalize_surface("  São   Paulo ") == "sao paulo"
 
 
