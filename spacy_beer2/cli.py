@@ -6,7 +6,7 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import typer
 from wasabi import msg, table
@@ -115,6 +115,34 @@ def retriever_recall(docs, window_candidates, group=None) -> Dict[str, Any]:
     return out
 
 
+# Bounds of the gold-score bins of `evaluate` (``gold_scores``).
+GOLD_SCORE_BOUNDS = (1e-2, 1e-3, 1e-4, 1e-5)
+
+
+def gold_scores(docs, links, id_of, group) -> Dict[str, Dict[str, int]]:
+    """Per group of gold spans, how many the reader scores in each bin: the best score of the exact (span, gold
+    entity) over the doc's windows, before the threshold and overlap resolution ("<1e-05" also counts a gold
+    entity that was no candidate). It says whether a lower threshold could find the gold mentions the output
+    lacks, or whether the reader rules them out."""
+    from .corpus import NIL
+
+    labels = [f">={b:g}" for b in GOLD_SCORE_BOUNDS] + [f"<{GOLD_SCORE_BOUNDS[-1]:g}"]
+    out: Dict[str, Dict[str, int]] = {}
+    for doc, doc_links in zip(docs, links):
+        best: Dict[Tuple[int, int, str], float] = {}
+        for link in doc_links:
+            key = (link.start, link.end, id_of(link.row))
+            best[key] = max(best.get(key, 0.0), link.score)
+        for ent in doc.ents:
+            if not ent.kb_id_ or ent.kb_id_ == NIL:
+                continue
+            score = best.get((ent.start, ent.end, ent.kb_id_), 0.0)
+            label = next((lab for lab, b in zip(labels, GOLD_SCORE_BOUNDS) if score >= b), labels[-1])
+            counts = out.setdefault(group(ent), dict.fromkeys(labels, 0))
+            counts[label] += 1
+    return dict(sorted(out.items()))
+
+
 @app.command("evaluate", context_settings=OVERRIDES)
 def evaluate_cli(
     ctx: typer.Context,
@@ -130,7 +158,8 @@ def evaluate_cli(
     train: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Training corpus: also break the "
                                          "errors down by whether the gold entity was seen in training"),
 ) -> None:
-    """EL and MD precision/recall/F1, an error breakdown of the gold mentions, retriever Recall@K and speed.
+    """EL and MD precision/recall/F1, an error breakdown of the gold mentions, retriever Recall@K, the reader's
+    scores of the gold links (``gold_scores``) and speed.
 
     Any pipeline that sets ents with kb_ids can be scored (e.g. the spaCy baseline); retriever recall needs a
     beer2_linker.
@@ -163,6 +192,11 @@ def evaluate_cli(
             candidates.extend(linker.window_candidates(predicted[i : i + batch_size]))
         recall = retriever_recall(gold, candidates, lambda span: prior_support(span, linker))
         metrics.update(recall, n_candidates=linker.n_candidates)
+        links = []
+        for i in range(0, len(predicted), batch_size):
+            links.extend(linker.candidate_links(predicted[i : i + batch_size], GOLD_SCORE_BOUNDS[-1]))
+        metrics["gold_scores_by_prior"] = gold_scores(gold, links, linker.kb.id,
+                                                      lambda span: prior_support(span, linker))
     metrics.update(docs=len(gold), words=words, seconds=seconds, words_per_second=words / seconds,
                    data=str(data), model=str(model), overrides=" ".join(ctx.args), int8=int8)
     msg.table({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in metrics.items()})

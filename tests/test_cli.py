@@ -6,7 +6,7 @@ import spacy
 import srsly
 from typer.testing import CliRunner
 
-from spacy_beer2.cli import app, retriever_recall
+from spacy_beer2.cli import app, gold_scores, retriever_recall
 
 runner = CliRunner()
 
@@ -64,6 +64,9 @@ def test_evaluate_link_and_set_kb_on_a_trained_pipeline(tmp_path, corpus_path, k
     by_prior = data["errors_by_prior"]
     assert set(by_prior) <= {"prior_top", "prior_lower", "prior_none"} and by_prior["prior_top"]["gold"] > 0
     assert sum(group["gold"] for group in by_prior.values()) == 13
+    scores = data["gold_scores_by_prior"]  # every gold mention in one bin, the linked ones at >= 0.01 or so
+    assert {g: sum(bins.values()) for g, bins in scores.items()} == {g: v["gold"] for g, v in by_prior.items()}
+    assert sum(bins[">=0.01"] for bins in scores.values()) >= errors["correct"] * 0.8
     assert "errors_by_seen" not in data
     result = runner.invoke(app, ["evaluate", str(model), str(corpus_path), "--train", str(corpus_path),
                                  "--output", str(metrics)])
@@ -158,3 +161,21 @@ def test_kb_stats_reports_entities_and_memory(kb_path, tmp_path):
     stats = json.loads(out.read_text())
     assert stats["entities"] == 20_008 and stats["entities_beyond_a_title"] == 8  # "paris" is the KB's Paris
     assert 0.5 < stats["mb_kb_and_candidate_table"] < 3  # ~60 bytes a title, indexes included
+
+
+def test_gold_scores_bin_the_best_score_of_the_exact_gold_link():
+    from spacy.tokens import Span
+
+    from spacy_beer2.decoding import Link
+
+    nlp = spacy.blank("en")
+    doc = nlp.make_doc("Jordan met Bulls fans in Amman")
+    doc.ents = [Span(doc, 0, 1, "PER", kb_id="MJ"), Span(doc, 2, 3, "ORG", kb_id="CB"),
+                Span(doc, 5, 6, "LOC", kb_id="AM")]
+    ids = {0: "MJ", 1: "CB", 2: "AM", 3: "JO"}
+    links = [Link(0, 1, 0, 0.002), Link(0, 1, 0, 0.03),  # the best window counts
+             Link(2, 3, 1, 0.5e-4), Link(2, 4, 1, 0.9),  # another span of the right entity does not
+             Link(5, 6, 3, 0.9)]  # nor the right span of another entity
+    out = gold_scores([doc], [links], ids.__getitem__, lambda span: span.label_)
+    assert out["PER"][">=0.01"] == 1 and out["ORG"][">=1e-05"] == 1 and out["LOC"]["<1e-05"] == 1
+    assert sum(out["PER"].values()) == sum(out["ORG"].values()) == 1
