@@ -195,7 +195,7 @@ class Beer2Linker(TrainablePipe):
         self.prior_dropout = prior_dropout
         self.leave_one_out_priors = leave_one_out_priors
         self.prior_holdout = prior_holdout
-        self._holdout_rng = numpy.random.default_rng(numpy.random.randint(0, 2**31))  # seeded by spacy train
+        self._holdout_rng: Optional[numpy.random.Generator] = None  # made on first use (see _training_matches)
         self.title_dropout = title_dropout
         self.short_names = short_names
         self.threshold = threshold
@@ -423,11 +423,16 @@ class Beer2Linker(TrainablePipe):
         if not self._pair_docs and self.prior_holdout <= 0:
             return matches
         name = lambda row: self.store.kb[row].name  # noqa: E731
+        if self.prior_holdout > 0 and self._holdout_rng is None:
+            # seeded from numpy's global state (which spacy train seeds), drawn only when used, so that a pipeline
+            # without prior_holdout trains on exactly the random stream it had before the setting existed
+            self._holdout_rng = numpy.random.default_rng(numpy.random.randint(0, 2**31))
         out = []
         for m, gold, eg in zip(matches, golds, examples):
             surfaces = _surfaces(eg.predicted, gold)
             held = held_out_golds(gold, surfaces, self._pair_docs, name) if self._pair_docs else []
-            held += sample_golds(gold, surfaces, name, self.prior_holdout, self._holdout_rng)
+            if self._holdout_rng is not None:
+                held += sample_golds(gold, surfaces, name, self.prior_holdout, self._holdout_rng)
             out.append(without_pairs(m, held))
         return out
 
