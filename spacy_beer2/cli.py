@@ -187,6 +187,7 @@ def evaluate_cli(
             examples, lambda span: "seen_in_training" if span.kb_id_ in seen else "unseen_in_training")
     if linker is not None:
         metrics["errors_by_prior"] = error_breakdown_by(examples, lambda span: prior_support(span, linker))
+        metrics["errors_by_name_part"] = error_breakdown_by(examples, lambda span: name_part_group(span, linker))
         candidates = []
         for i in range(0, len(predicted), batch_size):
             candidates.extend(linker.window_candidates(predicted[i : i + batch_size]))
@@ -216,6 +217,17 @@ def prior_support(span, linker) -> str:
     if ids and ids[0] == span.kb_id_:
         return "prior_top"
     return "prior_lower" if span.kb_id_ in ids else "prior_none"
+
+
+def name_part_group(span, linker) -> str:
+    """The gold mentions without prior support ("prior_none") split by how their surface stands to the entity's
+    name (``aliases.name_relation``: what ``name_part_candidates`` reaches); "prior_listed" for the others."""
+    from .aliases import name_relation
+
+    if prior_support(span, linker) != "prior_none":
+        return "prior_listed"
+    row = linker.kb.row(span.kb_id_)
+    return "prior_none_" + ("not_in_kb" if row is None else name_relation(span.text, linker.kb[row].name))
 
 
 def relink_by_prior(doc, linker):

@@ -20,7 +20,8 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from .aliases import AliasTable, count_pair_docs, held_out_golds, normalize_surface, sample_golds, without_pairs
+from .aliases import (AliasTable, count_pair_docs, held_out_golds, is_name_part, normalize_surface, sample_golds,
+                      without_pairs)
 from .corpus import NIL
 from .decoding import Link, resolve
 from .kb import KnowledgeBase
@@ -73,9 +74,11 @@ FIX_CANDIDATES_BATCH = 16
         "prior_dropout": 0.0,
         "leave_one_out_priors": True,
         "prior_holdout": 0.0,
+        "name_part_holdout": 0.0,
         "title_dropout": 0.2,
         "short_names": True,
         "n_alias_entities": 10,
+        "name_part_candidates": 0,
         "threshold": 0.05,
         "mention_threshold": 0.2,
         "spans_per_token": 0.3,
@@ -107,9 +110,11 @@ def make_beer2_linker(
     prior_dropout: float,
     leave_one_out_priors: bool,
     prior_holdout: float,
+    name_part_holdout: float,
     title_dropout: float,
     short_names: bool,
     n_alias_entities: int,
+    name_part_candidates: int,
     threshold: float,
     mention_threshold: float,
     spans_per_token: float,
@@ -152,9 +157,11 @@ class Beer2Linker(TrainablePipe):
         prior_dropout: float,
         leave_one_out_priors: bool,
         prior_holdout: float,
+        name_part_holdout: float,
         title_dropout: float,
         short_names: bool,
         n_alias_entities: int,
+        name_part_candidates: int,
         threshold: float,
         mention_threshold: float,
         spans_per_token: float,
@@ -172,9 +179,11 @@ class Beer2Linker(TrainablePipe):
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name}: {setting} must be a probability strictly between 0 and 1, got {value}")
         for setting, value in (("prior_dropout", prior_dropout), ("prior_holdout", prior_holdout),
-                               ("title_dropout", title_dropout)):
+                               ("name_part_holdout", name_part_holdout), ("title_dropout", title_dropout)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name}: {setting} must be in [0, 1), got {value}")
+        if name_part_candidates < 0:
+            raise ValueError(f"{name}: name_part_candidates must be 0 (off) or more, got {name_part_candidates}")
         for setting, value in (("n_candidates", n_candidates), ("n_train_candidates", n_train_candidates),
                                ("index_refresh_every", index_refresh_every), ("entity_batch_size", entity_batch_size),
                                ("n_alias_entities", n_alias_entities)):
@@ -195,9 +204,11 @@ class Beer2Linker(TrainablePipe):
         self.prior_dropout = prior_dropout
         self.leave_one_out_priors = leave_one_out_priors
         self.prior_holdout = prior_holdout
+        self.name_part_holdout = name_part_holdout
         self._holdout_rng: Optional[numpy.random.Generator] = None  # made on first use (see _training_matches)
         self.title_dropout = title_dropout
         self.short_names = short_names
+        self.name_part_candidates = name_part_candidates
         self.threshold = threshold
         self.mention_threshold = mention_threshold
         self.spans_per_token = spans_per_token
@@ -340,8 +351,18 @@ class Beer2Linker(TrainablePipe):
             mention_threshold=self.mention_threshold, spans_per_token=self.spans_per_token,
         )
 
-    def _matches(self, docs: List[Doc]) -> List[Any]:
-        return [self.store.matches(doc, self.max_span_length, self.short_names) for doc in docs]
+    def _matches(self, docs: List[Doc], held: Optional[List[List[Tuple[int, int, int]]]] = None) -> List[Any]:
+        """The docs' alias matches (without the ``held`` out gold pairs of each doc, in training), then the
+        spans that begin or end KB names: those come from the KB's names, never from training anchors, so nothing
+        is held out of them."""
+        out = []
+        for i, doc in enumerate(docs):
+            matches = self.store.matches(doc, self.max_span_length, self.short_names)
+            if held is not None:
+                matches = without_pairs(matches, held[i])
+            parts = self.store.name_part_matches(doc, self.max_span_length, self.name_part_candidates)
+            out.append(matches.plus(parts))
+        return out
 
     # -- training --------------------------------------------------------------------------------------------------
     def update(
@@ -418,23 +439,26 @@ class Beer2Linker(TrainablePipe):
     def _training_matches(self, examples: List[Example], golds: List[List[Tuple[int, int, int]]]) -> List[Any]:
         """The alias matches of the training docs, without the (surface, entity) pairs held out for this update:
         with ``leave_one_out_priors`` those that only the doc itself could have put in the prior table (see
-        ``aliases.held_out_golds``), and a random ``prior_holdout`` share of the rest (``aliases.sample_golds``)."""
-        matches = self._matches([eg.predicted for eg in examples])
-        if not self._pair_docs and self.prior_holdout <= 0:
-            return matches
+        ``aliases.held_out_golds``), a random ``prior_holdout`` share of the rest and a random ``name_part_holdout``
+        share of those whose surface is part of the entity's name (``aliases.sample_golds``)."""
+        docs = [eg.predicted for eg in examples]
+        sampled = self.prior_holdout > 0 or self.name_part_holdout > 0
+        if not self._pair_docs and not sampled:
+            return self._matches(docs)
         name = lambda row: self.store.kb[row].name  # noqa: E731
-        if self.prior_holdout > 0 and self._holdout_rng is None:
+        if sampled and self._holdout_rng is None:
             # seeded from numpy's global state (which spacy train seeds), drawn only when used, so that a pipeline
             # without prior_holdout trains on exactly the random stream it had before the setting existed
             self._holdout_rng = numpy.random.default_rng(numpy.random.randint(0, 2**31))
-        out = []
-        for m, gold, eg in zip(matches, golds, examples):
-            surfaces = _surfaces(eg.predicted, gold)
-            held = held_out_golds(gold, surfaces, self._pair_docs, name) if self._pair_docs else []
+        held = []
+        for gold, doc in zip(golds, docs):
+            surfaces = _surfaces(doc, gold)
+            held_doc = held_out_golds(gold, surfaces, self._pair_docs, name) if self._pair_docs else []
             if self._holdout_rng is not None:
-                held += sample_golds(gold, surfaces, name, self.prior_holdout, self._holdout_rng)
-            out.append(without_pairs(m, held))
-        return out
+                held_doc += sample_golds(gold, surfaces, name, self.prior_holdout, self._holdout_rng)
+                held_doc += sample_golds(gold, surfaces, name, self.name_part_holdout, self._holdout_rng, is_name_part)
+            held.append(held_doc)
+        return self._matches(docs, held)
 
     def get_loss(self, examples: Iterable[Example], scores: Any) -> Tuple[float, Any]:
         raise NotImplementedError("beer2_linker computes its joint loss in update(); see Beer2Module.loss")

@@ -9,14 +9,15 @@ onto it. The trainable entity adapter lives in the linker's model; the linker re
 import io
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, Optional, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy
 import srsly
 from spacy import util
 from spacy.tokens import Doc
 
-from .aliases import AliasTable, CandidateTable, DocMatches, build_candidate_table, expand_short_names, find_matches
+from .aliases import (AliasTable, CandidateTable, DocMatches, Match, NamePartIndex, build_candidate_table,
+                      expand_short_names, find_matches, find_name_part_matches)
 from .index import EntityIndex
 from .kb import KnowledgeBase, load_kb, type_bucket
 
@@ -45,6 +46,7 @@ class EntityStore:
         self.entity_batch_size = entity_batch_size
         self.n_alias_entities = n_alias_entities
         self._surfaces: Optional[CandidateTable] = None
+        self._name_parts: Optional[Tuple[NamePartIndex, NamePartIndex]] = None
         self._table: Optional["EntityTable"] = None
         self._title_vectors: Optional[numpy.ndarray] = None
         self.impute_types = impute_types
@@ -69,7 +71,7 @@ class EntityStore:
             self.vectors = self.encoder.encode(self.kb.texts(), batch_size=self.entity_batch_size)
         else:
             self.vectors = encode_in_shards(self.encoder, self.kb, Path(work_dir), self.entity_batch_size)
-        self._surfaces = None
+        self._surfaces = self._name_parts = None
         self._table = None
         self._title_vectors = None
         self._imputed = None
@@ -92,6 +94,17 @@ class EntityStore:
         if short_names:
             matches = expand_short_names(words, matches, self._short_name_eligible)
         return DocMatches(matches)
+
+    def name_part_matches(self, doc: Doc, max_length: int, k: int) -> List[Match]:
+        """The doc's spans that begin or end KB names, each with ``k`` of those entities from either end (see
+        ``aliases.find_name_part_matches``); the indexes of sorted names are built on first use."""
+        if k < 1 or not len(doc):
+            return []
+        if self._name_parts is None:
+            kb = self._require_kb()
+            self._name_parts = (NamePartIndex(kb), NamePartIndex(kb, from_end=True))
+        return find_name_part_matches([t.text for t in doc], [bool(t.whitespace_) for t in doc], *self._name_parts,
+                                      max_length, k)
 
     def _short_name_eligible(self, row: int) -> bool:
         """Places are not referred to by the last word of their name ("New York" is no "York")."""
@@ -184,7 +197,7 @@ class EntityStore:
 
         def load_kb_records(data: bytes) -> None:
             self.kb = KnowledgeBase.from_msgpack(data)
-            self._surfaces = self._table = self._title_vectors = self._imputed = None
+            self._surfaces = self._name_parts = self._table = self._title_vectors = self._imputed = None
 
         def load_aliases(data: bytes) -> None:
             self.aliases = AliasTable.from_records(srsly.msgpack_loads(data))

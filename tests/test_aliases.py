@@ -2,8 +2,8 @@ import numpy
 import pytest
 import srsly
 
-from spacy_beer2.aliases import (AliasTable, DocMatches, build_candidate_table, count_pair_docs, expand_short_names,
-                                 find_matches, fold, held_out_golds, normalize_surface, prior_features,
+from spacy_beer2.aliases import (AliasTable, DocMatches, NamePartIndex, build_candidate_table, count_pair_docs,
+                                 expand_short_names, find_matches, find_name_part_matches, fold, is_name_part, name_relation, held_out_golds, normalize_surface, prior_features,
                                  sample_golds, window_alias_rows, without_pairs)
 from spacy_beer2.kb import Entity, KBError, KnowledgeBase
 
@@ -48,6 +48,91 @@ def test_find_matches_on_tokens(kb):
     assert find_matches(words, spaces, table, max_length=3) == [(6, 7, (0,), (1.0,))]
 
 
+def test_name_part_index_finds_names_that_continue_a_surface_by_whole_words():
+    kb = KnowledgeBase([Entity("Belgium", "Belgium", popularity=6.0),
+                        Entity("Belgium Fed Cup team", "Belgium Fed Cup team", popularity=1.0),
+                        Entity("Belgium national football team", "Belgium national football team", popularity=3.0),
+                        Entity("Belgiumx", "Belgiumx", popularity=9.0),
+                        Entity("belgium (band)", "belgium (band)"), Entity("belgium 2", "belgium 2"),
+                        Entity("Q9", "Republic of Ireland national football team"),
+                        Entity("arlington, texas", "arlington, texas"), Entity("Adam Hollioake", "Adam Hollioake")])
+    index = NamePartIndex(kb)
+    # whole words only (not "Belgiumx"), never the name itself; by popularity, then the shorter title
+    assert index.lookup("Belgium", 10) == (2, 1, 5, 4)
+    assert index.lookup("BELGIUM", 2) == (2, 1)
+    assert index.lookup("Republic of Ireland", 3) == (6,)  # a rich entity is found by its name, not its id
+    assert index.lookup("Arlington", 3) == (7,)  # a comma breaks words
+    assert index.lookup("Belgium national football team", 3) == ()
+    assert index.lookup("", 3) == () and index.lookup("Belgium", 0) == ()
+    assert index.lookup("Hollioake", 3) == ()
+    from_end = NamePartIndex(kb, from_end=True)
+    assert from_end.lookup("Hollioake", 3) == (8,) and from_end.lookup("Texas", 3) == (7,)
+    assert from_end.lookup("team", 3) == (2, 1, 6)
+    assert from_end.lookup("Adam", 3) == ()
+
+
+def test_name_relation_says_which_part_of_the_name_a_surface_is():
+    assert name_relation("BELGIUM", "Belgium national football team") == "name_start"
+    assert name_relation("Hollioake", "Adam Hollioake") == "name_end"
+    assert name_relation("Arlington", "Arlington, Texas") == "name_start"
+    assert name_relation("Mercury", "Mercury (planet)") == "name"
+    assert name_relation("Téllez", "Norberto Tellez") == "name_end"
+    assert name_relation("Dutch", "Netherlands") == "other"
+    assert name_relation("national", "Belgium national football team") == "other"  # inside, neither end
+    assert name_relation("Belgiumx", "Belgium national football team") == "other"  # whole words only
+    assert name_relation("Belgium national football team", "Belgium") == "other"
+
+
+def test_name_part_matches_are_capitalised_spans_at_zero_prior():
+    kb = KnowledgeBase([Entity("Belgium national football team", "Belgium national football team"),
+                        Entity("Republic of Ireland national football team",
+                               "Republic of Ireland national football team"),
+                        Entity("beat generation", "beat generation"), Entity("Adam Hollioake", "Adam Hollioake")])
+    starts, ends = NamePartIndex(kb), NamePartIndex(kb, from_end=True)
+    words = ["BELGIUM", "beat", "the", "Republic", "of", "Ireland", "and", "Hollioake", "."]
+    spaces = [True] * 8 + [False]
+    matches = find_name_part_matches(words, spaces, starts, ends, max_length=3, k=2)
+    # "beat" starts lower-case (it begins a name all the same); a span never ends on "of"
+    assert matches == [(0, 1, (0,), (0.0,)), (3, 4, (1,), (0.0,)), (3, 6, (1,), (0.0,)), (7, 8, (3,), (0.0,))]
+    assert find_name_part_matches(words, spaces, starts, ends, max_length=2, k=2) == [matches[i] for i in (0, 1, 3)]
+    assert find_name_part_matches(words, spaces, starts, None, max_length=3, k=2) == matches[:3]
+    # "Adam" begins a name, "Hollioake" ends it; "Adam Hollioake" is the whole name, no part of it
+    words = ["Adam", "Hollioake", "and", "Ben", "Hollioake"]
+    assert find_name_part_matches(words, [True] * 5, starts, ends, max_length=3, k=2) == [
+        (0, 1, (3,), (0.0,)), (1, 2, (3,), (0.0,)), (4, 5, (3,), (0.0,))]
+
+
+def test_name_part_matches_equal_looking_up_every_span():
+    """Growing a span stops once no name goes on with it: the result is that of looking up every span."""
+    names = ["New York Knicks", "New York City FC", "York University", "New Zealand national rugby union team",
+             "Union Berlin", "Real Madrid C.F.", "Madrid Open", "City of London", "London Irish", "New York-based",
+             "Berlin-Tegel Airport", "Great Anglo-Union"]
+    kb = KnowledgeBase([Entity(name, name) for name in names])
+    starts, ends = NamePartIndex(kb), NamePartIndex(kb, from_end=True)
+    vocab = ["New", "York", "City", "Real", "Madrid", "London", "Irish", "of", "Union", "Berlin", "team", "-based",
+             "-", "Tegel", "Anglo"]
+    # no name goes on with "Berlin" (or ends with "Union") by a whole word, but one does past the hyphen ("Berlin"
+    # ends "Union Berlin", "Union" begins it)
+    assert find_name_part_matches(["Berlin", "-", "Tegel"], [False, False, True], starts, ends, 4, 3) == [
+        (0, 1, (4,), (0.0,)), (0, 3, (10,), (0.0,))]
+    assert find_name_part_matches(["Anglo", "-", "Union"], [False, False, True], starts, ends, 4, 3) == [
+        (0, 3, (11,), (0.0,)), (2, 3, (4,), (0.0,))]
+    rng = numpy.random.default_rng(0)
+    for _ in range(200):
+        words = [str(w) for w in rng.choice(vocab, size=int(rng.integers(1, 9)))]
+        spaces = [bool(b) for b in rng.random(len(words)) < 0.8]
+        expected = []
+        for start in range(len(words)):
+            for end in range(start + 1, min(len(words), start + 4) + 1):
+                if words[start][0].isupper() and words[end - 1][0].isupper():
+                    surface = "".join(w + (" " if sp else "") for w, sp in zip(words[start:end], spaces[start:end]))
+                    rows = list(starts.lookup(surface, 3))
+                    rows += [r for r in ends.lookup(surface, 3) if r not in rows]
+                    if rows:
+                        expected.append((start, end, tuple(rows), (0.0,) * len(rows)))
+        assert find_name_part_matches(words, spaces, starts, ends, max_length=4, k=3) == expected, (words, spaces)
+
+
 def test_surfaces_match_without_case_or_accents():
     kb = KnowledgeBase([Entity("Norberto Téllez", "Norberto Téllez"), Entity("Москва", "Москва"),
                         Entity("Q1", "Alpay Ozalan")])
@@ -70,6 +155,13 @@ def test_sample_golds_holds_out_a_share_of_non_name_mentions():
     assert 200 < rows.count(0) < 300 and 200 < rows.count(1) < 300
     assert rows.count(2) == 0 and -1 not in rows  # never an entity's own name, never a NIL mention
     assert sample_golds(golds, surfaces, names, 0.0, numpy.random.default_rng(0)) == []
+    # name parts only: "bulls" ends "Chicago Bulls", "jordan" ends "Michael Jordan"; "amman" is a whole name
+    names = {0: "Chicago Bulls", 1: "Jordan River", 2: "Amman"}.__getitem__
+    rows = [row for _, _, row in sample_golds(golds, surfaces, names, 0.5, numpy.random.default_rng(0), is_name_part)]
+    assert 400 < rows.count(0) < 600 and rows.count(1) > 400 and rows.count(2) == 0
+    surfaces = ["bulls", "jord", "amman"] * 1000 + ["nil"] * 100
+    rows = [row for _, _, row in sample_golds(golds, surfaces, names, 0.5, numpy.random.default_rng(0), is_name_part)]
+    assert rows.count(1) == 0  # not a whole word of the name
 
 
 def test_window_rows_and_prior_features():

@@ -64,6 +64,9 @@ def test_evaluate_link_and_set_kb_on_a_trained_pipeline(tmp_path, corpus_path, k
     by_prior = data["errors_by_prior"]
     assert set(by_prior) <= {"prior_top", "prior_lower", "prior_none"} and by_prior["prior_top"]["gold"] > 0
     assert sum(group["gold"] for group in by_prior.values()) == 13
+    by_part = data["errors_by_name_part"]  # the unsupported ones split by how the surface stands to the name
+    assert by_part["prior_listed"]["gold"] == 13 - by_prior.get("prior_none", {"gold": 0})["gold"]
+    assert sum(group["gold"] for group in by_part.values()) == 13
     scores = data["gold_scores_by_prior"]  # every gold mention in one bin, the linked ones at >= 0.01 or so
     assert {g: sum(bins.values()) for g, bins in scores.items()} == {g: v["gold"] for g, v in by_prior.items()}
     assert sum(bins[">=0.01"] for bins in scores.values()) >= errors["correct"] * 0.8

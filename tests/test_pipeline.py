@@ -261,7 +261,9 @@ def test_leave_one_out_priors_hide_what_only_the_doc_itself_put_in_the_table(mak
     leave_one_out_priors the training matches lack it (as a test doc's may), while "Jordan" -> Michael Jordan,
     linked in two docs, stays; prediction never holds anything out."""
     nlp, examples, _ = make_nlp(**{"components.beer2_linker.leave_one_out_priors": True,
-                                   "components.beer2_linker.prior_holdout": 0.0})
+                                   "components.beer2_linker.prior_holdout": 0.0,
+                                   "components.beer2_linker.name_part_holdout": 0.0,
+                                   "components.beer2_linker.name_part_candidates": 0})
     linker = nlp.get_pipe("beer2_linker")
     eg = next(eg for eg in examples if "Bulls" in eg.reference.text and "scored" in eg.reference.text)
     bulls, jordan = linker.kb.row("Chicago Bulls"), linker.kb.row("Michael Jordan")
@@ -276,25 +278,56 @@ def test_leave_one_out_priors_hide_what_only_the_doc_itself_put_in_the_table(mak
     assert bulls in rows_at(plain, "Bulls") and bulls not in rows_at(held, "Bulls")
     assert jordan in rows_at(held, "Jordan")
     off, _, _ = make_nlp(**{"components.beer2_linker.leave_one_out_priors": False,
-                            "components.beer2_linker.prior_holdout": 0.0})
+                            "components.beer2_linker.prior_holdout": 0.0,
+                            "components.beer2_linker.name_part_holdout": 0.0,
+                            "components.beer2_linker.name_part_candidates": 0})
     assert off.get_pipe("beer2_linker")._training_matches([eg], golds)[0].matches == plain.matches
 
 
-def test_prior_holdout_hides_a_fresh_random_share_of_gold_pairs_each_update(make_nlp):
-    """"Jordan" -> Michael Jordan is linked in several training docs, so leave-one-out keeps it; prior_holdout
-    hides it in some updates and not in others, and never hides an entity from its own name ("Amman")."""
+@pytest.mark.parametrize("setting", ["prior_holdout", "name_part_holdout"])
+def test_holdouts_hide_a_fresh_random_share_of_gold_pairs_each_update(make_nlp, setting):
+    """"Jordan" -> Michael Jordan is linked in several training docs, so leave-one-out keeps it; prior_holdout (the
+    surface is not the name) and name_part_holdout (it is the name's last word) hide its prior in some updates and
+    not in others, while the name-part match of the span stays; an entity is never hidden from its own name
+    ("Amman")."""
     nlp, examples, _ = make_nlp(**{"components.beer2_linker.leave_one_out_priors": False,
-                                   "components.beer2_linker.prior_holdout": 0.5})
+                                   "components.beer2_linker.prior_holdout": 0.0,
+                                   "components.beer2_linker.name_part_holdout": 0.0,
+                                   f"components.beer2_linker.{setting}": 0.5,
+                                   "components.beer2_linker.name_part_candidates": 2})
     linker = nlp.get_pipe("beer2_linker")
+
+    def probs(eg, word, entity):
+        i, row = next(t.i for t in eg.predicted if t.text == word), linker.kb.row(entity)
+        matches = linker._training_matches([eg], [linker._gold(eg)])[0].matches
+        return {p for s, e, rows, ps in matches if (s, e) == (i, i + 1) for r, p in zip(rows, ps) if r == row}
+
     eg = next(eg for eg in examples if "scored" in eg.reference.text and "Jordan" in eg.reference.text)
-    jordan = linker.kb.row("Michael Jordan")
-    golds = [linker._gold(eg)]
-    i = next(t.i for t in eg.predicted if t.text == "Jordan")
-    seen = [jordan in {r for s, e, rows, _ in linker._training_matches([eg], golds)[0].matches if (s, e) == (i, i + 1)
-                       for r in rows} for _ in range(40)]
-    assert 5 < sum(seen) < 35
+    seen = [probs(eg, "Jordan", "Michael Jordan") for _ in range(40)]
+    assert all(0.0 in p for p in seen)  # the name-part match is never held out
+    assert 5 < sum(any(x > 0 for x in p) for p in seen) < 35
     named = next(eg for eg in examples if "Amman" in eg.reference.text)
-    amman, j = linker.kb.row("Amman"), next(t.i for t in named.predicted if t.text == "Amman")
-    for _ in range(20):
-        matches = linker._training_matches([named], [linker._gold(named)])[0].matches
-        assert amman in {r for s, e, rows, _ in matches if (s, e) == (j, j + 1) for r in rows}
+    assert all(any(p > 0 for p in probs(named, "Amman", "Amman")) for _ in range(20))
+
+
+def test_name_part_candidates_come_from_kb_names_and_are_never_held_out(make_nlp):
+    """"Michael" begins the name of Michael Jordan: with name_part_candidates it is a match of that entity at p = 0
+    (none without). A held-out gold pair leaves the alias matches but not the name-part ones, which test text
+    has too."""
+    nlp, examples, _ = make_nlp(**{"components.beer2_linker.name_part_candidates": 2})
+    linker = nlp.get_pipe("beer2_linker")
+    doc = nlp.make_doc("Michael flew from Paris to Amman .")
+    michael, hilton = linker.kb.row("Michael Jordan"), linker.kb.row("Paris Hilton")
+
+    def rows_at(matches, i):
+        return {(r, p) for s, e, rows, probs in matches.matches if (s, e) == (i, i + 1) for r, p in zip(rows, probs)}
+
+    plain = linker._matches([doc])[0]
+    assert rows_at(plain, 0) == {(michael, 0.0)}
+    assert (hilton, 0.0) in rows_at(plain, 3) and any(r == hilton and p > 0 for r, p in rows_at(plain, 3))
+    held = linker._matches([doc], [[(3, 4, hilton)]])[0]
+    assert {p for r, p in rows_at(held, 3) if r == hilton} == {0.0}
+    linker.name_part_candidates = 0
+    assert rows_at(linker._matches([doc])[0], 0) == set()
+    with pytest.raises(ValueError, match="name_part_candidates"):
+        make_nlp(**{"components.beer2_linker.name_part_candidates": -1})
