@@ -445,13 +445,8 @@ def held_out_golds(golds: Sequence[Tuple[int, int, int]], surfaces: Sequence[str
                    name: Callable[[int], str]) -> List[Tuple[int, int, int]]:
     """The gold mentions (start, end, row) of one training doc whose pair the prior table would lack without this
     doc: no other training doc links the surface to the entity, and the surface is not the entity's name."""
-    held = []
-    for (start, end, row), surface in zip(golds, surfaces):
-        if row < 0 or surface in title_surfaces(name(row)):
-            continue
-        if pair_docs.get((surface, row), 0) <= 1:
-            held.append((start, end, row))
-    return held
+    return [(start, end, row) for (start, end, row), surface in zip(golds, surfaces)
+            if row >= 0 and is_not_name(surface, name(row)) and pair_docs.get((surface, row), 0) <= 1]
 
 
 def is_not_name(surface: str, name: str) -> bool:

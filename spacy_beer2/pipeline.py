@@ -448,7 +448,7 @@ class Beer2Linker(TrainablePipe):
         name = lambda row: self.store.kb[row].name  # noqa: E731
         if sampled and self._holdout_rng is None:
             # seeded from numpy's global state (which spacy train seeds), drawn only when used, so that a pipeline
-            # without prior_holdout trains on exactly the random stream it had before the setting existed
+            # without either holdout trains on exactly the random stream it had before these settings existed
             self._holdout_rng = numpy.random.default_rng(numpy.random.randint(0, 2**31))
         held = []
         for gold, doc in zip(golds, docs):
