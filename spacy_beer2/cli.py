@@ -1,5 +1,5 @@
-"""Command line: ``python -m spacy_beer2 COMMAND`` (convert, evaluate, tune-threshold, link, link-corpus, benchmark,
-extend-kb, set-kb)."""
+"""Command line: ``python -m spacy_beer2 COMMAND`` (convert, keep-candidates, evaluate, tune-threshold, link,
+link-corpus, benchmark, extend-kb, set-kb, kb-stats, reindex)."""
 
 import json
 import resource
@@ -141,6 +141,39 @@ def gold_scores(docs, links, id_of, group) -> Dict[str, Dict[str, int]]:
             counts = out.setdefault(group(ent), dict.fromkeys(labels, 0))
             counts[label] += 1
     return dict(sorted(out.items()))
+
+
+@app.command("keep-candidates", context_settings=OVERRIDES)
+def keep_candidates_cli(
+    ctx: typer.Context,
+    model: Path = typer.Argument(..., exists=True, help="Trained pipeline whose retriever picks the candidates"),
+    data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Training corpus (.jsonl or .spacy)"),
+    output: Path = typer.Argument(..., dir_okay=False, help="The corpus with its candidates kept (.spacy)"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g"),
+    batch_size: int = typer.Option(16),
+) -> None:
+    """EntQA-style training data: each window's candidates from a trained pipeline's retriever, kept with the docs
+    of a corpus, for a training with ``dynamic_candidates = false`` (train on OUTPUT with the same tokenizer,
+    window_size and window_stride)."""
+    from spacy.tokens import DocBin
+    from spacy.util import minibatch
+
+    from .pipeline import KEPT_CANDIDATES
+
+    nlp = _load(model, gpu_id, ctx)
+    linker = _linker(nlp)
+    gold = _gold_docs(nlp, data, 0)
+    downstream = nlp.pipe_names[nlp.pipe_names.index(linker.name):]
+    with nlp.select_pipes(disable=downstream):
+        predicted = nlp.pipe((nlp.make_doc(doc.text) for doc in gold), batch_size=batch_size)
+        for batch in minibatch(_progress(zip(predicted, gold), len(gold), "Retrieving"), batch_size):
+            linker.keep_candidates([doc for doc, _ in batch])
+            for doc, reference in batch:
+                reference.user_data[KEPT_CANDIDATES] = doc.user_data[KEPT_CANDIDATES]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    DocBin(docs=gold, store_user_data=True).to_disk(output)
+    windows = sum(len(doc.user_data[KEPT_CANDIDATES]) for doc in gold)
+    msg.good(f"{linker.n_train_candidates} candidates of {windows} windows in {len(gold)} docs -> {output}")
 
 
 @app.command("evaluate", context_settings=OVERRIDES)

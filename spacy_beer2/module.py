@@ -124,30 +124,31 @@ class Beer2Module(nn.Module):
 
     def retrieve(self, batch: Batch, table: EntityTable, settings: RetrievalSettings,
                  golds: Optional[Sequence[Gold]] = None,
-                 fixed: Optional[Sequence[Optional[List[List[int]]]]] = None) -> None:
+                 fixed: Optional[Sequence[Dict[Tuple[int, int], List[int]]]] = None) -> None:
         """Fill ``batch.candidates``: the window's alias entities, then the current index's top-K of the window
         query and of its span queries.
 
         In training (``golds`` given) the golds of each window are forced in and random negatives added; with
-        ``fixed`` (EntQA-style pipeline training) a doc's stored candidate lists are used instead.
+        ``fixed`` (EntQA-style pipeline training: each doc's candidates by token window, kept with the docs) those
+        replace the search.
         """
         training = golds is not None
         k = settings.n_train_candidates if training else settings.n_candidates
-        all_fixed = fixed is not None and all(f is not None for f in fixed)
         window_rows = numpy.zeros((len(batch.windows), 0), dtype="int64")
         span_rows_by_window: List[List[numpy.ndarray]] = [[] for _ in batch.windows]
-        if not all_fixed:
+        if fixed is None:
             _, window_rows = table.index.search(batch.window_queries.detach().float().cpu().numpy(), k)
             self._add_span_results(batch, table, settings, span_rows_by_window)
-        alias_rows = (window_alias_rows(batch.matches, batch.windows) if settings.alias_candidates
+        alias_rows = (window_alias_rows(batch.matches, batch.windows) if settings.alias_candidates and fixed is None
                       else [[] for _ in batch.windows])
         n_kb = len(table.index)
         candidates = []
-        first_window: Dict[int, int] = {}
         for w, (d, s, e) in enumerate(batch.windows):
-            first_window.setdefault(d, w)
-            if fixed is not None and fixed[d] is not None:
-                retrieved, span_rows_w, aliases_w = numpy.asarray(fixed[d][w - first_window[d]]), [], []
+            if fixed is not None:
+                if (s, e) not in fixed[d]:
+                    raise ValueError(f"no candidates were kept for tokens {s}-{e} of a training doc: keep them with "
+                                     "the tokenizer, window_size and window_stride of this training")
+                retrieved, span_rows_w, aliases_w = numpy.asarray(fixed[d][(s, e)], dtype="int64"), [], []
             else:
                 retrieved, span_rows_w, aliases_w = window_rows[w], span_rows_by_window[w], alias_rows[w]
             forced: List[int] = []

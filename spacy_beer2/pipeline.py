@@ -53,7 +53,8 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 # What spacy-transformers' Transformer writes to each doc, and the listener reads.
 TRF_DATA = "trf_data"
 # Docs read by one model call when candidates are fixed at initialize.
-FIX_CANDIDATES_BATCH = 16
+# where ``keep_candidates`` stores a doc's candidates (and ``dynamic_candidates = false`` training reads them)
+KEPT_CANDIDATES = "beer2_candidates"
 
 
 @Language.factory(
@@ -220,7 +221,6 @@ class Beer2Linker(TrainablePipe):
         self.cfg: Dict[str, Any] = {"input_width": None}  # learned: the width of the shared transformer
         self.store = EntityStore(index_factory, entity_batch_size, n_alias_entities, index_params, impute_types)
         self._updates_since_refresh: Optional[int] = None  # None: the index matches the weights
-        self._fixed_candidates: Dict[str, List[List[int]]] = {}
         # training only (not saved): in how many training docs each (surface, entity) pair is a gold mention
         self._pair_docs: Dict[Tuple[str, int], int] = {}
         self._optimizer: Optional[Optimizer] = None
@@ -262,8 +262,9 @@ class Beer2Linker(TrainablePipe):
         self.cfg["input_width"] = self.store.encoder.width
         build_module(self.model, self.store.encoder.width)
         self.set_kb(kb, aliases)
-        if not self.dynamic_candidates:
-            self._fix_candidates(get_examples, nlp)
+        if not self.dynamic_candidates:  # fail now, not at the first update
+            for eg in get_examples():
+                self._kept_candidates(eg)
         if self.leave_one_out_priors:
             self._pair_docs = count_pair_docs(
                 [(surface, row) for (_, _, row), surface in zip(*self._gold_pairs(eg)) if row >= 0]
@@ -277,7 +278,6 @@ class Beer2Linker(TrainablePipe):
         if self.store.encoder is None:
             raise ValueError(f"{self.name} has no entity encoder yet: initialize it or load a trained pipeline")
         self.store.set_kb(kb, aliases, work_dir)
-        self._fixed_candidates = {}
         self.refresh_index()
 
     def _shared_transformer(self, nlp: Optional[Language]) -> Tuple[Any, Any]:
@@ -296,26 +296,6 @@ class Beer2Linker(TrainablePipe):
                 return trf_model.transformer, trf_model.tokenizer
         raise ValueError(f"{self.name} found no initialized transformer to copy the entity encoder from: add a "
                          "'transformer' component before it, and initialize the pipeline with nlp.initialize()")
-
-    def _fix_candidates(self, get_examples: Callable[[], Iterable[Example]], nlp: Optional[Language]) -> None:
-        """EntQA-style pipeline training: each training window's candidates, retrieved once by the initial
-        retriever and kept for the whole training (``dynamic_candidates = false``)."""
-        examples = list(get_examples())
-        keys = [_doc_key(eg.reference) for eg in examples]
-        docs = [eg.predicted.copy() for eg in examples]
-        if nlp is not None:
-            for name, proc in nlp.pipeline:
-                if name == self.name:
-                    break
-                docs = list(proc.pipe(docs))
-        settings = self._settings()
-        settings.n_candidates = self.n_train_candidates
-        for first in range(0, len(docs), FIX_CANDIDATES_BATCH):
-            batch = self._retrieve(docs[first : first + FIX_CANDIDATES_BATCH], settings)
-            rows = batch.candidates.tolist()
-            for d, key in enumerate(keys[first : first + FIX_CANDIDATES_BATCH]):
-                self._fixed_candidates[key] = [[r for r in rows[w] if r >= 0]
-                                               for w, (wd, _, _) in enumerate(batch.windows) if wd == d]
 
     # -- the index -------------------------------------------------------------------------------------------------
     def refresh_index(self) -> None:
@@ -394,8 +374,7 @@ class Beer2Linker(TrainablePipe):
         table = self._entity_table(titles=self.title_dropout > 0)
         settings = self._settings()
         batch = module.prepare(states.tensors, self._training_matches(examples, golds), settings, golds)
-        fixed = ([self._fixed_candidates.get(_doc_key(eg.reference)) for eg in examples]
-                 if self._fixed_candidates else None)
+        fixed = None if self.dynamic_candidates else [self._kept_candidates(eg) for eg in examples]
         module.retrieve(batch, table, settings, golds, fixed)
         loss, parts = module.loss(batch, table, golds, settings)
         backprop(loss)
@@ -435,6 +414,22 @@ class Beer2Linker(TrainablePipe):
         """The gold mentions of ``eg`` (see ``_gold``) and their surfaces as the prior table compares them."""
         golds = self._gold(eg)
         return golds, _surfaces(eg.predicted, golds)
+
+    def _kept_candidates(self, eg: Example) -> Dict[Tuple[int, int], List[int]]:
+        """The candidates kept with ``eg``'s reference doc (see ``keep_candidates``) as KB rows by token window of
+        the predicted doc; ids the KB lacks are dropped."""
+        kept = eg.reference.user_data.get(KEPT_CANDIDATES)
+        if kept is None:
+            doc_id = eg.reference.user_data.get("doc_id", eg.reference.text[:40])
+            raise ValueError(f"{self.name} trains with dynamic_candidates = false, but the training doc {doc_id!r} "
+                             "has no candidates kept with it: keep them with a trained pipeline first "
+                             "(python -m spacy_beer2 keep-candidates MODEL CORPUS OUTPUT) and train on OUTPUT")
+        rows: Dict[Tuple[int, int], List[int]] = {}
+        for start_char, end_char, ids in kept:
+            span = eg.predicted.char_span(start_char, end_char)
+            if span is not None:
+                rows[(span.start, span.end)] = [r for r in map(self.store.kb.row, ids) if r is not None]
+        return rows
 
     def _training_matches(self, examples: List[Example], golds: List[List[Tuple[int, int, int]]]) -> List[Any]:
         """The alias matches of the training docs, without the (surface, entity) pairs held out for this update:
@@ -496,20 +491,35 @@ class Beer2Linker(TrainablePipe):
             batch = self._retrieve(docs, settings)
             return get_module(self.model).links(batch, self._entity_table(), settings, threshold, self.n_alternatives)
 
-    def window_candidates(self, docs: Iterable[Doc]) -> List[List[Tuple[int, int, List[str]]]]:
-        """(start, end, candidate ids) of every window: what the reader sees, for retriever recall."""
+    def window_candidates(self, docs: Iterable[Doc], n_candidates: Optional[int] = None
+                          ) -> List[List[Tuple[int, int, List[str]]]]:
+        """(start, end, candidate ids) of every window: what the reader sees (``n_candidates`` of them, by default
+        the component's), for retriever recall and for ``keep_candidates``."""
         import torch
 
         docs = list(docs)
         out: List[List[Tuple[int, int, List[str]]]] = [[] for _ in docs]
         if not any(len(doc) for doc in docs):
             return out
+        settings = self._settings()
+        if n_candidates is not None:
+            settings.n_candidates = n_candidates
         with torch.no_grad():
-            batch = self._retrieve(docs, self._settings())
+            batch = self._retrieve(docs, settings)
         kb = self.store.kb
         for (d, s, e), rows in zip(batch.windows, batch.candidates.tolist()):
             out[d].append((s, e, [kb[r].id for r in rows if r >= 0]))
         return out
+
+    def keep_candidates(self, docs: Iterable[Doc]) -> None:
+        """Keep each window's ``n_train_candidates`` candidates from this pipeline's retriever in the docs'
+        ``user_data`` as (start char, end char, KB ids): what a later training with ``dynamic_candidates = false``
+        reads instead of searching its own index. EntQA-style pipeline training: candidates retrieved once by a
+        *trained* retriever, kept with the docs."""
+        docs = list(docs)
+        for doc, windows in zip(docs, self.window_candidates(docs, self.n_train_candidates)):
+            doc.user_data[KEPT_CANDIDATES] = [[doc[s].idx, doc[e - 1].idx + len(doc[e - 1]), ids]
+                                              for s, e, ids in windows]
 
     def set_annotations(self, docs: Iterable[Doc], links: List[List[Link]]) -> None:
         """Write the links as ``doc.ents`` (label: the entity's type, else ``default_label``), with the score and
@@ -590,8 +600,3 @@ class Beer2Linker(TrainablePipe):
 def _surfaces(doc: Doc, golds: List[Tuple[int, int, int]]) -> List[str]:
     """The surfaces of gold token spans, as the prior table compares them."""
     return [normalize_surface(doc[start:end].text) for start, end, _ in golds]
-
-
-def _doc_key(doc: Doc) -> str:
-    """What fixed candidates are kept under: the corpus's document id (``convert`` stores it), else the text."""
-    return str(doc.user_data.get("doc_id", doc.text))

@@ -4,7 +4,7 @@ import os
 import random
 import string
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional
 
 import pytest
 import srsly
@@ -122,8 +122,10 @@ TINY_OVERRIDES = {
 }
 
 
-def build_nlp(tiny_bert: Path, kb_path: Path, corpus_path: Path, **overrides):
-    """A tiny transformer + beer2_linker pipeline from configs/beer2.cfg, initialized on the synthetic corpus."""
+def build_nlp(tiny_bert: Path, kb_path: Path, corpus_path: Path, prepare_gold: Optional[Callable] = None,
+              **overrides):
+    """A tiny transformer + beer2_linker pipeline from configs/beer2.cfg, initialized on the synthetic corpus
+    (its gold docs first given to ``prepare_gold``, if any)."""
     import spacy
     from spacy.training import Example
     from thinc.api import fix_random_seed
@@ -136,6 +138,8 @@ def build_nlp(tiny_bert: Path, kb_path: Path, corpus_path: Path, **overrides):
     config = spacy.util.load_config(CONFIG, overrides=settings, interpolate=True)
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     gold = list(read_jsonl_docs(corpus_path, nlp))
+    if prepare_gold is not None:
+        prepare_gold(gold)
     examples = [Example(nlp.make_doc(doc.text), doc) for doc in gold]
     optimizer = nlp.initialize(lambda: examples)
     return nlp, examples, optimizer
@@ -143,7 +147,8 @@ def build_nlp(tiny_bert: Path, kb_path: Path, corpus_path: Path, **overrides):
 
 @pytest.fixture
 def make_nlp(tiny_bert, kb_path, corpus_path):
-    return lambda **overrides: build_nlp(tiny_bert, kb_path, corpus_path, **overrides)
+    return lambda prepare_gold=None, **overrides: build_nlp(tiny_bert, kb_path, corpus_path, prepare_gold,
+                                                            **overrides)
 
 
 def train(nlp, examples, optimizer, steps):

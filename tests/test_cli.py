@@ -28,7 +28,7 @@ def test_convert_cli_reports_bad_line(tmp_path):
 
 def test_python_m_entry():
     result = subprocess.run([sys.executable, "-m", "spacy_beer2", "--help"], capture_output=True, text=True, check=True)
-    for command in ("convert", "evaluate", "tune-threshold", "link", "link-corpus", "benchmark", "extend-kb", "set-kb"):
+    for command in ("convert", "keep-candidates", "evaluate", "tune-threshold", "link", "link-corpus", "benchmark", "extend-kb", "set-kb"):
         assert command in result.stdout
 
 
@@ -126,6 +126,31 @@ def test_config_overrides_after_the_arguments_reach_the_loaded_pipeline(trained,
     data = json.loads(metrics.read_text())
     assert data["n_candidates"] == 2 and data["retriever_recall"] < 1.0  # 8 entities, 2 candidates a window
     assert "n_candidates 2" in data["overrides"]
+
+
+def test_keep_candidates_writes_the_corpus_with_each_windows_candidates(trained, corpus_path, tmp_path):
+    from spacy.tokens import DocBin
+
+    from spacy_beer2.pipeline import KEPT_CANDIDATES
+
+    _, _, _, model = trained
+    out = tmp_path / "kept.spacy"
+    result = runner.invoke(app, ["keep-candidates", str(model), str(corpus_path), str(out),
+                                 "--components.beer2_linker.n_train_candidates", "3"])
+    assert result.exit_code == 0, result.output
+    nlp = spacy.load(model, config={"components": {"beer2_linker": {"n_train_candidates": 3}}})
+    docs = list(DocBin().from_disk(out).get_docs(nlp.vocab))
+    gold = [json.loads(line) for line in corpus_path.read_text().splitlines()]
+    assert [[e.kb_id_ for e in doc.ents] for doc in docs] == [[m["entity"] for m in g["mentions"]] for g in gold]
+    linker = nlp.get_pipe("beer2_linker")
+    with nlp.select_pipes(disable=["beer2_linker"]):
+        predicted = list(nlp.pipe(doc.text for doc in docs))
+    expected = linker.window_candidates(predicted, 3)
+    for doc, windows in zip(docs, expected):
+        kept = doc.user_data[KEPT_CANDIDATES]
+        assert [list(ids) for _, _, ids in kept] == [ids for _, _, ids in windows] and all(len(w[2]) == 3 for w in windows)
+        assert [(doc.char_span(s, e).start, doc.char_span(s, e).end) for s, e, _ in kept] == \
+            [(s, e) for s, e, _ in windows]
 
 
 def test_set_kb_with_titles_in_shards_then_reindex(trained, tmp_path):

@@ -9,7 +9,7 @@ import srsly
 from spacy.tokens import Span
 
 from spacy_beer2.kb import KBError
-from spacy_beer2.pipeline import Beer2Linker
+from spacy_beer2.pipeline import KEPT_CANDIDATES, Beer2Linker
 
 from conftest import links, train
 
@@ -83,17 +83,65 @@ def test_swap_kb_without_retraining(trained, tmp_path):
     assert "Chicago Bulls" not in ids and "Michael Jordan" in ids
 
 
-def test_without_dynamic_candidates_training_never_searches_the_index(make_nlp, monkeypatch):
-    nlp, examples, optimizer = make_nlp(**{"components.beer2_linker.dynamic_candidates": False})
+def _keep(nlp, gold, candidates=None):
+    """Keep ``nlp``'s window candidates with the ``gold`` docs (or ``candidates`` for every window)."""
     linker = nlp.get_pipe("beer2_linker")
-    assert len(linker._fixed_candidates) == len(examples)
-    searches = []
-    original = type(linker.store.index).search
-    monkeypatch.setattr(type(linker.store.index), "search", lambda self, *a: searches.append(1) or original(self, *a))
+    with nlp.select_pipes(disable=["beer2_linker"]):
+        docs = list(nlp.pipe(doc.text for doc in gold))
+    linker.keep_candidates(docs)
+    for doc, reference in zip(docs, gold):
+        kept = doc.user_data[KEPT_CANDIDATES]
+        reference.user_data[KEPT_CANDIDATES] = [[s, e, candidates] for s, e, _ in kept] if candidates else kept
+
+
+def test_keep_candidates_stores_the_retrievers_window_candidates_by_characters(trained):
+    nlp, examples = trained[0], trained[1]
+    gold = [eg.reference.copy() for eg in examples]
+    _keep(nlp, gold)
+    linker = nlp.get_pipe("beer2_linker")
+    with nlp.select_pipes(disable=["beer2_linker"]):
+        docs = list(nlp.pipe(doc.text for doc in gold))
+    expected = linker.window_candidates(docs, linker.n_train_candidates)
+    for doc, reference, windows in zip(docs, gold, expected):
+        kept = reference.user_data[KEPT_CANDIDATES]
+        assert [(doc.char_span(s, e).start, doc.char_span(s, e).end, ids) for s, e, ids in kept] == windows
+        assert all(len(ids) == linker.n_train_candidates for _, _, ids in kept)
+
+
+def test_without_dynamic_candidates_training_reads_only_the_kept_candidates(trained, make_nlp, monkeypatch):
+    from spacy_beer2.module import Beer2Module
+
+    nlp, examples, optimizer = make_nlp(lambda gold: _keep(trained[0], gold, ["Seine"]), **{
+        "components.beer2_linker.dynamic_candidates": False, "components.beer2_linker.n_random_negatives": 0})
+    linker = nlp.get_pipe("beer2_linker")
+    searches, seen = [], []
+    original_search, original_retrieve = type(linker.store.index).search, Beer2Module.retrieve
+    monkeypatch.setattr(type(linker.store.index), "search",
+                        lambda self, *a: searches.append(1) or original_search(self, *a))
+
+    def spy(self, batch, table, settings, golds=None, fixed=None):
+        original_retrieve(self, batch, table, settings, golds, fixed)
+        if golds is not None:
+            for (d, s, e), rows in zip(batch.windows, batch.candidates.tolist()):
+                inside = {linker.kb[r].id for gs, ge, r in golds[d] if r >= 0 and gs >= s and ge <= e}
+                seen.append(({linker.kb[r].id for r in rows if r >= 0}, inside | {"Seine"}))
+
+    monkeypatch.setattr(Beer2Module, "retrieve", spy)
     train(nlp, examples, optimizer, 2)
-    assert searches == []
+    assert searches == [] and seen
+    assert all(got == expected for got, expected in seen)
     nlp("Jordan scored for the Bulls .")  # prediction does search
     assert searches
+
+
+def test_without_dynamic_candidates_training_needs_candidates_kept_with_the_docs(trained, make_nlp):
+    with pytest.raises(ValueError, match="keep-candidates"):
+        make_nlp(**{"components.beer2_linker.dynamic_candidates": False})
+    # kept with other windows (here: by another window_size) than this training makes
+    with pytest.raises(ValueError, match="window_size"):
+        nlp, examples, optimizer = make_nlp(lambda gold: _keep(trained[0], gold), **{
+            "components.beer2_linker.dynamic_candidates": False, "components.beer2_linker.model.window_size": 6})
+        train(nlp, examples, optimizer, 1)
 
 
 def test_without_span_retrieval_no_span_query_is_issued(make_nlp, monkeypatch):
