@@ -79,7 +79,9 @@ def propose_spans(span_logits: torch.Tensor, threshold: float, max_spans: int) -
         return []
     top = torch.topk(probs, min(max_spans, len(probs)))
     L = span_logits.shape[1]
-    return [(int(i) // L, int(i) // L + int(i) % L) for p, i in zip(top.values, top.indices) if p >= threshold]
+    # one copy to the host: reading tensor elements one by one costs a device sync each on a GPU
+    values, indices = top.values.tolist(), top.indices.tolist()
+    return [(i // L, i // L + i % L) for p, i in zip(values, indices) if p >= threshold]
 
 
 def merge_candidates(
