@@ -52,8 +52,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 # What spacy-transformers' Transformer writes to each doc, and the listener reads.
 TRF_DATA = "trf_data"
-# Docs read by one model call when candidates are fixed at initialize.
-# where ``keep_candidates`` stores a doc's candidates (and ``dynamic_candidates = false`` training reads them)
+# Where ``keep_candidates`` stores a doc's candidates (and ``dynamic_candidates = false`` training reads them).
 KEPT_CANDIDATES = "beer2_candidates"
 
 
