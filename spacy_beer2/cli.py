@@ -51,6 +51,11 @@ def _linker(nlp, required: bool = True):
     return None
 
 
+def _from_linker_on(nlp, linker) -> List[str]:
+    """The linker and the components after it: what a run that only needs the linker's input disables."""
+    return nlp.pipe_names[nlp.pipe_names.index(linker.name):]
+
+
 def _gold_docs(nlp, data: Path, limit: int) -> List:
     """Gold docs from a JSONL corpus or a .spacy DocBin."""
     from spacy.tokens import DocBin
@@ -163,8 +168,7 @@ def keep_candidates_cli(
     nlp = _load(model, gpu_id, ctx)
     linker = _linker(nlp)
     gold = _gold_docs(nlp, data, 0)
-    downstream = nlp.pipe_names[nlp.pipe_names.index(linker.name):]
-    with nlp.select_pipes(disable=downstream):
+    with nlp.select_pipes(disable=_from_linker_on(nlp, linker)):
         predicted = nlp.pipe((nlp.make_doc(doc.text) for doc in gold), batch_size=batch_size)
         for batch in minibatch(_progress(zip(predicted, gold), len(gold), "Retrieving"), batch_size):
             linker.keep_candidates([doc for doc, _ in batch])
@@ -190,6 +194,8 @@ def evaluate_cli(
     int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
     train: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Training corpus: also break the "
                                          "errors down by whether the gold entity was seen in training"),
+    recall_only: bool = typer.Option(False, "--recall-only", help="Only retriever Recall@K: the components before "
+                                     "the linker and one retrieval pass, no reading (to compare indexes of a big KB)"),
 ) -> None:
     """EL and MD precision/recall/F1, an error breakdown of the gold mentions, retriever Recall@K, the reader's
     scores of the gold links (``gold_scores``) and speed.
@@ -202,30 +208,35 @@ def evaluate_cli(
     from .scoring import error_breakdown, error_breakdown_by, score_el
 
     nlp = _load(model, gpu_id, ctx, int8)
-    linker = _linker(nlp, required=False)
+    linker = _linker(nlp, required=recall_only)
     gold = _gold_docs(nlp, data, limit)
     start = time.perf_counter()
-    predicted = list(_progress(nlp.pipe((nlp.make_doc(doc.text) for doc in gold), batch_size=batch_size),
-                               len(gold), "Linking"))
+    with nlp.select_pipes(disable=_from_linker_on(nlp, linker) if recall_only else []):
+        predicted = list(_progress(nlp.pipe((nlp.make_doc(doc.text) for doc in gold), batch_size=batch_size),
+                                   len(gold), "Reading" if recall_only else "Linking"))
     seconds = time.perf_counter() - start
     words = sum(len(doc) for doc in gold)
-    if prior_only:
-        predicted = [relink_by_prior(doc, _linker(nlp)) for doc in predicted]
-    examples = [Example(p, g) for p, g in zip(predicted, gold)]
-    metrics = score_el(examples)
-    metrics["errors"] = error_breakdown(examples)
-    if train is not None:
-        seen = {ent.kb_id_ for doc in _gold_docs(nlp, train, 0) for ent in doc.ents}
-        metrics["errors_by_seen"] = error_breakdown_by(
-            examples, lambda span: "seen_in_training" if span.kb_id_ in seen else "unseen_in_training")
+    metrics: Dict[str, Any] = {}
+    if not recall_only:
+        if prior_only:
+            predicted = [relink_by_prior(doc, _linker(nlp)) for doc in predicted]
+        examples = [Example(p, g) for p, g in zip(predicted, gold)]
+        metrics.update(score_el(examples), errors=error_breakdown(examples))
+        if train is not None:
+            seen = {ent.kb_id_ for doc in _gold_docs(nlp, train, 0) for ent in doc.ents}
+            metrics["errors_by_seen"] = error_breakdown_by(
+                examples, lambda span: "seen_in_training" if span.kb_id_ in seen else "unseen_in_training")
+        if linker is not None:
+            metrics["errors_by_prior"] = error_breakdown_by(examples, lambda span: prior_support(span, linker))
+            metrics["errors_by_name_part"] = error_breakdown_by(examples,
+                                                                lambda span: name_part_group(span, linker))
     if linker is not None:
-        metrics["errors_by_prior"] = error_breakdown_by(examples, lambda span: prior_support(span, linker))
-        metrics["errors_by_name_part"] = error_breakdown_by(examples, lambda span: name_part_group(span, linker))
         candidates = []
         for i in range(0, len(predicted), batch_size):
             candidates.extend(linker.window_candidates(predicted[i : i + batch_size]))
         recall = retriever_recall(gold, candidates, lambda span: prior_support(span, linker))
         metrics.update(recall, n_candidates=linker.n_candidates)
+    if linker is not None and not recall_only:
         links = []
         for i in range(0, len(predicted), batch_size):
             links.extend(linker.candidate_links(predicted[i : i + batch_size], GOLD_SCORE_BOUNDS[-1]))

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import spacy
 import srsly
 from typer.testing import CliRunner
@@ -151,6 +152,22 @@ def test_keep_candidates_writes_the_corpus_with_each_windows_candidates(trained,
         assert [list(ids) for _, _, ids in kept] == [ids for _, _, ids in windows] and all(len(w[2]) == 3 for w in windows)
         assert [(doc.char_span(s, e).start, doc.char_span(s, e).end) for s, e, _ in kept] == \
             [(s, e) for s, e, _ in windows]
+
+
+def test_evaluate_recall_only_matches_the_full_evaluation_without_reading(trained, corpus_path, tmp_path, monkeypatch):
+    from spacy_beer2.module import Beer2Module
+
+    _, _, _, model = trained
+    args = ["--components.beer2_linker.n_candidates", "2"]  # 8 entities: recall below 1
+    full, recall = tmp_path / "full.json", tmp_path / "recall.json"
+    assert runner.invoke(app, ["evaluate", str(model), str(corpus_path), "-o", str(full), *args]).exit_code == 0
+    monkeypatch.setattr(Beer2Module, "links", lambda *a, **k: pytest.fail("--recall-only read the windows"))
+    result = runner.invoke(app, ["evaluate", str(model), str(corpus_path), "-o", str(recall), "--recall-only", *args])
+    assert result.exit_code == 0, result.output
+    full, recall = json.loads(full.read_text()), json.loads(recall.read_text())
+    assert "el_f" not in recall and 0 < recall["retriever_recall"] < 1
+    assert recall["retriever_recall"] == full["retriever_recall"]
+    assert recall["retriever_recall_by_group"] == full["retriever_recall_by_group"]
 
 
 def test_set_kb_with_titles_in_shards_then_reindex(trained, tmp_path):
