@@ -11,6 +11,7 @@
 set -uo pipefail
 out=$1 kb=$2 aliases=$3 transformer=$4 gpu=$5 steps=$6 eval=$7 parallel=$8 limit=${9:-0}
 corpus=corpus/aida
+python=${PYTHON:-python3}  # the interpreter that has spacy-beer2 installed
 declare -A settings=(
   [full]=""
   [no_span_retrieval]="--components.beer2_linker.span_retrieval false"
@@ -24,17 +25,17 @@ ablate() {
   [ "$run" = fixed_candidates ] && train=$corpus/train_kept.spacy
   mkdir -p "$out/$run"
   # shellcheck disable=SC2086  # the settings are several words
-  timeout "$limit" python -m spacy train configs/beer2.cfg --output "$out/$run" --paths.train "$train" \
+  timeout "$limit" "$python" -m spacy train configs/beer2.cfg --output "$out/$run" --paths.train "$train" \
     --paths.dev $corpus/testa.spacy --paths.kb "$kb" --paths.aliases "$aliases" --paths.transformer "$transformer" \
     --gpu-id "$gpu" --training.max_steps "$steps" --training.eval_frequency "$eval" \
     --training.optimizer.learn_rate.total_steps "$steps" ${settings[$run]} > "$out/$run/train.log" 2>&1
   echo "$run: training ended with $? after $SECONDS s"
   local model=$out/$run/model-best
   [ -d "$model" ] || model=$out/$run/model-last
-  python -m spacy_beer2 tune-threshold "$model" $corpus/testa.spacy --save "$out/$run/model-tuned" \
+  "$python" -m spacy_beer2 tune-threshold "$model" $corpus/testa.spacy --save "$out/$run/model-tuned" \
     --output "$out/$run/threshold.json" --gpu-id "$gpu" > "$out/$run/tune.log" 2>&1 || return 1
   for split in testa testb; do
-    python -m spacy_beer2 evaluate "$out/$run/model-tuned" $corpus/$split.spacy --output "$out/$run/$split.json" \
+    "$python" -m spacy_beer2 evaluate "$out/$run/model-tuned" $corpus/$split.spacy --output "$out/$run/$split.json" \
       --gpu-id "$gpu" > "$out/$run/eval_$split.log" 2>&1 || return 1
   done
   echo "$run: evaluated after $SECONDS s"
@@ -46,7 +47,7 @@ for run in full no_span_retrieval no_alias_candidates no_priors fixed_candidates
   ablate "$run" &
 done
 while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
-python - "$out" <<'PY'
+"$python" - "$out" <<'PY'
 import json, sys
 from pathlib import Path
 
