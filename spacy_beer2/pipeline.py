@@ -375,6 +375,7 @@ class Beer2Linker(TrainablePipe):
         batch = module.prepare(states.tensors, self._training_matches(examples, golds), settings, golds)
         fixed = None if self.dynamic_candidates else [self._kept_candidates(eg) for eg in examples]
         module.retrieve(batch, table, settings, golds, fixed)
+        self.store.impute_types_of(batch.candidates.cpu().numpy())
         loss, parts = module.loss(batch, table, golds, settings)
         backprop(loss)
         if sgd not in (None, False):
@@ -472,6 +473,7 @@ class Beer2Linker(TrainablePipe):
         states = self.model.predict(docs)
         batch = module.prepare(states.tensors, self._matches(docs), settings)
         module.retrieve(batch, self._entity_table(), settings)
+        self.store.impute_types_of(batch.candidates.cpu().numpy())
         return batch
 
     def predict(self, docs: Iterable[Doc]) -> List[List[Link]]:

@@ -14,25 +14,41 @@ from .kb import TYPE_BUCKETS
 BATCH = 16_384
 
 
-def impute_type_buckets(vectors: numpy.ndarray, buckets: numpy.ndarray, k: int = 10) -> numpy.ndarray:
-    """A type bucket for every row: the given one, else (bucket 0) the similarity-weighted majority bucket of the
-    row's ``k`` nearest rows with a bucket (inner product of ``vectors``, which are L2-normalised)."""
-    import faiss
+class TypeImputer:
+    """The similarity-weighted majority type bucket of an entity's ``k`` nearest entities with a KB type (inner
+    product of L2-normalised ``vectors``, searched exactly). Built once over the typed entities, it imputes any rows
+    on demand: at Wikipedia scale only the entities a reader actually sees need it, not all 5.9M."""
 
-    out = numpy.asarray(buckets, dtype="int64").copy()
-    typed, untyped = numpy.flatnonzero(out > 0), numpy.flatnonzero(out == 0)
-    if not len(typed) or not len(untyped):
+    def __init__(self, vectors: numpy.ndarray, buckets: numpy.ndarray, k: int = 10):
+        import faiss
+
+        self.vectors = vectors
+        typed = numpy.flatnonzero(numpy.asarray(buckets) > 0)
+        self.typed_buckets = numpy.asarray(buckets, dtype="int64")[typed]
+        self.k = min(k, len(typed))
+        self.index = faiss.IndexFlatIP(vectors.shape[1])
+        for start in range(0, len(typed), BATCH):
+            self.index.add(numpy.ascontiguousarray(vectors[typed[start : start + BATCH]], dtype="float32"))
+
+    def __call__(self, rows: numpy.ndarray) -> numpy.ndarray:
+        """The imputed bucket of each of ``rows`` (all 0 when no entity has a type)."""
+        out = numpy.zeros(len(rows), dtype="int64")
+        if not self.k:
+            return out
+        for start in range(0, len(rows), BATCH):
+            part = rows[start : start + BATCH]
+            sims, neighbours = self.index.search(numpy.ascontiguousarray(self.vectors[part], dtype="float32"), self.k)
+            votes = numpy.zeros((len(part), TYPE_BUCKETS), dtype="float64")
+            numpy.add.at(votes, (numpy.repeat(numpy.arange(len(part)), self.k),
+                                 self.typed_buckets[neighbours].ravel()), numpy.maximum(sims, 1e-6).ravel())
+            out[start : start + len(part)] = votes.argmax(axis=1)
         return out
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    for start in range(0, len(typed), BATCH):
-        index.add(numpy.ascontiguousarray(vectors[typed[start : start + BATCH]], dtype="float32"))
-    k = min(k, len(typed))
-    typed_buckets = out[typed]
-    for start in range(0, len(untyped), BATCH):
-        rows = untyped[start : start + BATCH]
-        sims, neighbours = index.search(numpy.ascontiguousarray(vectors[rows], dtype="float32"), k)
-        votes = numpy.zeros((len(rows), TYPE_BUCKETS), dtype="float64")
-        numpy.add.at(votes, (numpy.repeat(numpy.arange(len(rows)), k), typed_buckets[neighbours].ravel()),
-                     numpy.maximum(sims, 1e-6).ravel())
-        out[rows] = votes.argmax(axis=1)
+
+
+def impute_type_buckets(vectors: numpy.ndarray, buckets: numpy.ndarray, k: int = 10) -> numpy.ndarray:
+    """A type bucket for every row: the given one, else (bucket 0) the imputed one (see ``TypeImputer``)."""
+    out = numpy.asarray(buckets, dtype="int64").copy()
+    untyped = numpy.flatnonzero(out == 0)
+    if len(untyped) and (out > 0).any():
+        out[untyped] = TypeImputer(vectors, out, k)(untyped)
     return out

@@ -83,6 +83,25 @@ def test_swap_kb_without_retraining(trained, tmp_path):
     assert "Chicago Bulls" not in ids and "Michael Jordan" in ids
 
 
+def test_untyped_entities_get_a_type_when_the_reader_first_meets_them(trained, tmp_path):
+    fresh = spacy.load(trained[3], config={"components": {"beer2_linker": {"n_candidates": 8}}})
+    linker = fresh.get_pipe("beer2_linker")
+    extra = [{"id": f"Extra {i}", "name": f"zq{i} xv{i}"} for i in range(12)]
+    srsly.write_jsonl(tmp_path / "kb.jsonl", [*linker.kb.to_jsonl(), *extra])
+    linker.set_kb(tmp_path / "kb.jsonl")
+    untyped = [linker.kb.row(record["id"]) for record in extra]
+    assert (linker.store.type_buckets()[untyped] == 0).all()
+    text = "Jordan scored for the Bulls last night ."
+    fresh(text)
+    with fresh.select_pipes(disable=["beer2_linker"]):
+        seen = {linker.kb.row(i) for _, _, ids in linker.window_candidates([fresh(text)])[0] for i in ids}
+    buckets = linker.store.type_buckets()
+    assert all(buckets[row] > 0 for row in seen)
+    # imputed exactly when met: the others wait (both kinds are there)
+    assert [buckets[row] > 0 for row in untyped] == [row in seen for row in untyped]
+    assert 0 < len(seen.intersection(untyped)) < len(untyped)
+
+
 def _keep(nlp, gold, candidates=None):
     """Keep ``nlp``'s window candidates with the ``gold`` docs (or ``candidates`` for every window)."""
     linker = nlp.get_pipe("beer2_linker")

@@ -5,6 +5,7 @@ import srsly
 from spacy_beer2.aliases import AliasTable
 from spacy_beer2.kb import load_kb
 from spacy_beer2.store import POPULARITY_SCALE, EntityStore
+from spacy_beer2.type_imputation import impute_type_buckets
 
 
 @pytest.fixture
@@ -144,10 +145,16 @@ def test_untyped_entities_get_imputed_types_saved_with_the_store(store, tmp_path
     store.set_kb(tmp_path / "kb.jsonl")
     row = store.kb.row("Paris Saint")
     assert store.kb[row].type is None
+    table = store.entity_table("cpu")
+    assert store.type_buckets()[row] == 0  # imputed when a reader first meets it, not for the whole KB at once
+    store.impute_types_of(numpy.array([-1, row, row, 0]))
     buckets = store.type_buckets()
     assert buckets[row] != 0 and (buckets > 0).all()
-    assert int(store.entity_table("cpu").types[row]) == buckets[row]
+    assert int(table.types[row]) == buckets[row]  # the table the reader reads is updated too
+    assert buckets[row] == impute_type_buckets(store.vectors, store._kb_type_buckets())[row]
     fresh = EntityStore().from_bytes(store.to_bytes())
-    assert numpy.array_equal(fresh._imputed, buckets)  # saved, not recomputed at load
+    assert numpy.array_equal(fresh.type_buckets(), buckets)  # saved, not searched again at load
     raw = EntityStore(impute_types=False).from_bytes(store.to_bytes())
+    assert raw.type_buckets()[row] == 0
+    raw.impute_types_of(numpy.array([row]))
     assert raw.type_buckets()[row] == 0
