@@ -556,8 +556,9 @@ def extend_kb_cli(
     msg.good(f"{len(kb)} + {added} gold + {len(sample)} random entities -> {output}")
 
 
-@app.command("set-kb")
+@app.command("set-kb", context_settings=OVERRIDES)
 def set_kb_cli(
+    ctx: typer.Context,
     model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
     kb: Path = typer.Argument(..., exists=True, dir_okay=False, help="New KB (JSONL or title list)"),
     output: Path = typer.Argument(..., help="Where to write the pipeline with the new KB"),
@@ -570,11 +571,12 @@ def set_kb_cli(
     index_params: Optional[str] = typer.Option(None, help="faiss search parameters, e.g. 'nprobe=64'"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g"),
 ) -> None:
-    """Swap the KB of a trained pipeline: encode it with the trained entity encoder, re-index, save."""
+    """Swap the KB of a trained pipeline: encode it with the trained entity encoder, re-index, save. Settings given
+    like `--components.beer2_linker.impute_title_types true` are saved with it."""
     from .kb import KBError, add_titles, load_kb
 
     started = time.perf_counter()
-    nlp = _load(model, gpu_id)
+    nlp = _load(model, gpu_id, ctx)
     linker = _linker(nlp)
     _set_index(nlp, linker, index_factory, index_params)
     try:

@@ -242,6 +242,12 @@ class KnowledgeBase:
         """Whether the entity at ``row`` is nothing but a title (see ``Entity.is_title``)."""
         return row not in self._extra
 
+    def title_mask(self) -> numpy.ndarray:
+        """A boolean per row: whether the entity is nothing but a title (vectorized ``is_title``)."""
+        mask = numpy.ones(len(self), dtype=bool)
+        mask[numpy.fromiter(self._extra.keys(), dtype="int64", count=len(self._extra))] = False
+        return mask
+
     def rich(self) -> Iterator[Tuple[int, Entity]]:
         """(row, entity) of the entities that are more than a title, in row order."""
         return iter(sorted(self._extra.items()))

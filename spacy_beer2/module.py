@@ -23,8 +23,8 @@ from .aliases import DocMatches, prior_features, window_alias_rows
 from .decoding import Link, window_links
 from .index import EntityIndex
 from .reader import Reader
-from .retriever import Retriever, merge_candidates, propose_spans
-from .targets import Gold, mention_targets, reader_targets, valid_spans
+from .retriever import Retriever, merge_candidates, propose_spans, split_titles
+from .targets import Gold, mention_targets, nil_candidates, reader_targets, valid_spans
 
 
 @dataclass
@@ -53,6 +53,7 @@ class EntityTable:
     types: torch.Tensor  # (N,) type bucket, 0 = unknown
     index: EntityIndex
     titles: Optional[torch.Tensor] = None  # (N, H) base vectors of the names alone (training with title_dropout)
+    is_title: Optional[numpy.ndarray] = None  # (N,) bool, on the CPU: the entity is nothing but a title
 
 
 @dataclass
@@ -125,8 +126,9 @@ class Beer2Module(nn.Module):
     def retrieve(self, batch: Batch, table: EntityTable, settings: RetrievalSettings,
                  golds: Optional[Sequence[Gold]] = None,
                  fixed: Optional[Sequence[Dict[Tuple[int, int], List[int]]]] = None) -> None:
-        """Fill ``batch.candidates``: the window's alias entities, then the current index's top-K of the window
-        query and of its span queries.
+        """Fill ``batch.candidates``: the window's alias entities (those the KB knows more of than a title and the
+        title-only ones as two lists), the current index's top-K of the window query and of its span queries,
+        interleaved by rank.
 
         In training (``golds`` given) the golds of each window are forced in and random negatives added; with
         ``fixed`` (EntQA-style pipeline training: each doc's candidates by token window, kept with the docs) those
@@ -156,7 +158,8 @@ class Beer2Module(nn.Module):
             if training:
                 forced = [row for gs, ge, row in golds[d] if row >= 0 and gs >= s and ge <= e]
                 randoms = random.sample(range(n_kb), min(settings.n_random_negatives, n_kb))
-            candidates.append(merge_candidates([aliases_w, retrieved, *span_rows_w], forced, k, randoms))
+            candidates.append(merge_candidates([*split_titles(aliases_w, table.is_title), retrieved, *span_rows_w],
+                                               forced, k, randoms))
         width = max((len(c) for c in candidates), default=0)
         table_rows = numpy.full((len(candidates), width), -1, dtype="int64")
         for w, rows in enumerate(candidates):
@@ -242,17 +245,23 @@ class Beer2Module(nn.Module):
         start_gold = torch.as_tensor(start_gold, device=device)
         end_gold = torch.as_tensor(end_gold, device=device)
         is_gold = ~start_gold[..., 0]
-        cand_mask = rows >= 0
-        # window positives over the distinct candidate rows (the columns of entity_vectors)
+        unknown = torch.as_tensor(nil_candidates(batch.windows, rows.cpu().numpy(), golds, batch.matches),
+                                  device=device)
+        cand_mask = (rows >= 0) & ~unknown  # a NIL mention's listed entities: neither positive nor negative
+        # window positives (and the unknowns, left out) over the distinct candidate rows (entity_vectors' columns)
         column = torch.searchsorted(out.entity_rows, rows.clamp(min=0))
         window_pos = torch.zeros((len(rows), len(out.entity_rows)), dtype=torch.bool, device=device)
         hit = is_gold & cand_mask
         window_pos[hit.nonzero()[:, 0], column[hit]] = True
+        window_unknown = torch.zeros_like(window_pos)
+        window_unknown[unknown.nonzero()[:, 0], column[unknown]] = True
         scale = self.retriever.scale
+        window_logits = scale * batch.window_queries @ out.entity_vectors.T
+        window_logits = window_logits.masked_fill(window_unknown, float("-inf"))
         parts = {
             "reader_span": losses.span_loss(out.start, out.end, start_gold, end_gold, cand_mask),
             "reader_rank": losses.rank_loss(out.rank, is_gold, cand_mask),
-            "retriever_window": losses.nce_loss(scale * batch.window_queries @ out.entity_vectors.T, window_pos),
+            "retriever_window": losses.nce_loss(window_logits, window_pos),
         }
         position = {int(r): i for i, r in enumerate(out.entity_rows.tolist())}
         span_losses, mention_losses = [], []

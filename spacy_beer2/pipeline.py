@@ -71,6 +71,7 @@ KEPT_CANDIDATES = "beer2_candidates"
         "alias_candidates": True,
         "use_priors": True,
         "impute_types": True,
+        "impute_title_types": False,
         "prior_dropout": 0.0,
         "leave_one_out_priors": True,
         "prior_holdout": 0.0,
@@ -107,6 +108,7 @@ def make_beer2_linker(
     alias_candidates: bool,
     use_priors: bool,
     impute_types: bool,
+    impute_title_types: bool,
     prior_dropout: float,
     leave_one_out_priors: bool,
     prior_holdout: float,
@@ -154,6 +156,7 @@ class Beer2Linker(TrainablePipe):
         alias_candidates: bool,
         use_priors: bool,
         impute_types: bool,
+        impute_title_types: bool,
         prior_dropout: float,
         leave_one_out_priors: bool,
         prior_holdout: float,
@@ -218,7 +221,8 @@ class Beer2Linker(TrainablePipe):
         self.n_alternatives = n_alternatives
         self.learn_rate = learn_rate
         self.cfg: Dict[str, Any] = {"input_width": None}  # learned: the width of the shared transformer
-        self.store = EntityStore(index_factory, entity_batch_size, n_alias_entities, index_params, impute_types)
+        self.store = EntityStore(index_factory, entity_batch_size, n_alias_entities, index_params, impute_types,
+                                 impute_title_types)
         self._updates_since_refresh: Optional[int] = None  # None: the index matches the weights
         # training only (not saved): in how many training docs each (surface, entity) pair is a gold mention
         self._pair_docs: Dict[Tuple[str, int], int] = {}

@@ -7,6 +7,7 @@ similarity (mean-pooled states on both sides), and training moves it from there.
 
 from typing import List, Optional, Sequence, Tuple
 
+import numpy
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -82,6 +83,16 @@ def propose_spans(span_logits: torch.Tensor, threshold: float, max_spans: int) -
     # one copy to the host: reading tensor elements one by one costs a device sync each on a GPU
     values, indices = top.values.tolist(), top.indices.tolist()
     return [(i // L, i // L + i % L) for p, i in zip(values, indices) if p >= threshold]
+
+
+def split_titles(rows: Sequence[int], is_title: Optional[numpy.ndarray]) -> List[List[int]]:
+    """Alias entities as two ranked lists for ``merge_candidates``: those that are more than a title, then the
+    title-only ones (order kept in each). With a Wikipedia title list in the KB nearly every word of a window is some
+    title with p(e|m) = 1; in one list those crowd out the entities of the prior table (testa, 5.9M entities:
+    Recall@64 90.3 in one list, 94.6 in two)."""
+    if is_title is None:
+        return [list(rows)]
+    return [[r for r in rows if not is_title[r]], [r for r in rows if is_title[r]]]
 
 
 def merge_candidates(

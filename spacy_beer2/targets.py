@@ -8,6 +8,8 @@ from typing import List, Sequence, Tuple
 
 import numpy
 
+from .aliases import DocMatches
+
 Gold = List[Tuple[int, int, int]]
 
 
@@ -32,6 +34,26 @@ def reader_targets(windows: Sequence[Tuple[int, int, int]], candidates: numpy.nd
     start[..., 0] = ~mentioned
     end[..., 0] = ~mentioned
     return start, end
+
+
+def nil_candidates(windows: Sequence[Tuple[int, int, int]], candidates: numpy.ndarray, golds: Sequence[Gold],
+                   matches: Sequence[DocMatches]) -> numpy.ndarray:
+    """(W, C): the candidates that the alias table lists for a NIL mention of the window, unless gold there.
+
+    A NIL mention's entity is unknown, not absent: AIDA marks "Turkey" NIL 30 times in train and "West Bank" 24
+    times, for entities the KB has. As "no answer" targets these would teach the reader and the retriever to refuse
+    the entities whenever the surface comes, so their loss terms are dropped in that window.
+    """
+    W, C = candidates.shape
+    out = numpy.zeros((W, C), dtype=bool)
+    for w, (d, s, e) in enumerate(windows):
+        nils = {(gs, ge) for gs, ge, row in golds[d] if row < 0 and gs >= s and ge <= e}
+        if not nils:
+            continue
+        listed = {row for ms, me, rows, _ in matches[d].within(s, e) if (ms, me) in nils for row in rows}
+        gold = {row for gs, ge, row in golds[d] if row >= 0 and gs >= s and ge <= e}
+        out[w] = [int(r) in listed and int(r) not in gold for r in candidates[w]]
+    return out
 
 
 def mention_targets(gold: Gold, n_tokens: int, max_span_length: int) -> numpy.ndarray:

@@ -2,9 +2,10 @@
 
 A missing type must not be evidence against an entity. In the AIDA KB every gold entity of the training set has a
 type (the types partly come from the training set's NER tags) while 14% of testb's gold mentions (4% of testa's)
-and every entity of a title-only KB have none: a reader that sees "no type" learns that it means "never the
-answer", and rejects "Jesper Parnevik" with p(e|m) = 1 (with the type PER, the same model links it at 0.93). So an
-untyped entity gets the type most common among its nearest typed entities in the entity encoder's space.
+have none: a reader that sees "no type" learns that it means "never the answer", and rejects "Jesper Parnevik" with
+p(e|m) = 1 (with the type PER, the same model links it at 0.93). So an untyped entity gets the type most common
+among its nearest typed entities in the entity encoder's space. Entities that are only a title are left untyped:
+``title_dropout`` trains the reader on exactly that form (see ``EntityStore.impute_types_of``).
 """
 
 import numpy

@@ -95,9 +95,12 @@ def test_evaluate_link_and_set_kb_on_a_trained_pipeline(tmp_path, corpus_path, k
     assert result.exit_code == 0 and "Jordan scored" in result.output
     records = [r for r in srsly.read_jsonl(kb_path)] + [{"id": "Bulls (band)", "name": "Bulls"}]
     srsly.write_jsonl(tmp_path / "kb2.jsonl", records)
-    result = runner.invoke(app, ["set-kb", str(model), str(tmp_path / "kb2.jsonl"), str(tmp_path / "model2")])
+    result = runner.invoke(app, ["set-kb", str(model), str(tmp_path / "kb2.jsonl"), str(tmp_path / "model2"),
+                                 "--components.beer2_linker.impute_title_types", "true"])
     assert result.exit_code == 0, result.output
-    assert len(spacy.load(tmp_path / "model2").get_pipe("beer2_linker").kb) == 9
+    swapped = spacy.load(tmp_path / "model2").get_pipe("beer2_linker")
+    assert len(swapped.kb) == 9
+    assert swapped.store.impute_title_types  # a setting given to set-kb is saved with the pipeline
 
 
 def test_benchmark_reports_the_linker_overhead_and_per_length_costs(trained, tmp_path, corpus_path):

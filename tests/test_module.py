@@ -52,6 +52,20 @@ def test_alias_entities_join_the_candidates_only_when_switched_on():
     assert batch.candidates.shape[1] <= 2 + 1  # dense top-2 (+ span query results) only
 
 
+def test_title_only_alias_entities_do_not_crowd_out_the_others():
+    module, table = make_module(), make_table()
+    table.is_title = numpy.array([False, True, True, True, False, False])
+    states = [torch.randn(5, WIDTH)]
+    matches = [DocMatches([(0, 1, (1,), (1.0,)), (1, 2, (2,), (1.0,)), (2, 3, (3,), (1.0,)), (1, 3, (4,), (0.6,))])]
+    batch = module.prepare(states, matches, settings())
+    module.retrieve(batch, table, settings(n_candidates=1, span_retrieval=False))
+    # window 0 (tokens 0..3), one slot: entity 4, not a title with a higher p(e|m)
+    assert batch.candidates[0].tolist() == [4]
+    table.is_title = None  # a KB that does not say: one list, by p(e|m)
+    module.retrieve(batch, table, settings(n_candidates=1, span_retrieval=False))
+    assert batch.candidates[0].tolist() == [1]
+
+
 def test_padding_never_becomes_kb_row_0():
     """Regression: unique(rows.clamp(min=0)) made padding (-1) a phantom row 0, a negative of every query."""
     module, table = make_module(), make_table()
@@ -96,6 +110,42 @@ def test_the_joint_loss_trains_every_part_and_forces_golds_in():
     assert states[0].grad is not None and states[0].grad.abs().sum() > 0
     assert module.retriever.boundaries.weight.grad.abs().sum() > 0
     assert numpy.isfinite(loss.item())
+
+
+def test_entities_listed_for_a_nil_mention_are_no_negatives_where_it_is(monkeypatch):
+    from spacy_beer2 import losses
+
+    module, table = make_module(), make_table()
+    module.train()
+    states = [torch.randn(6, WIDTH)]
+    golds = [[(0, 1, 4), (3, 5, -1)]]  # tokens 3..4: a NIL mention whose surface the table lists entity 2 for
+    matches = [DocMatches([(1, 2, (2,), (0.5,)), (3, 5, (2,), (1.0,))])]  # and token 1, in another window
+    batch = module.prepare(states, matches, settings(), golds)
+    module.retrieve(batch, table, settings(), golds)
+    outputs, nce_logits = [], []
+    read, nce = module.read, losses.nce_loss
+
+    def keep_read(*args, **kwargs):
+        out = read(*args, **kwargs)
+        for t in (out.start, out.end, out.rank):
+            t.retain_grad()
+        outputs.append(out)
+        return out
+
+    monkeypatch.setattr(module, "read", keep_read)
+    monkeypatch.setattr(losses, "nce_loss", lambda logits, pos: nce_logits.append(logits) or nce(logits, pos))
+    loss, _ = module.loss(batch, table, golds, settings())
+    loss.backward()
+    out, rows = outputs[0], batch.candidates
+    nil_windows = [w for w, (_, s, e) in enumerate(batch.windows) if s <= 3 and e >= 5]
+    other = [w for w in range(len(rows)) if w not in nil_windows and 2 in rows[w].tolist()]
+    assert nil_windows and other
+    for w in nil_windows:
+        c = rows[w].tolist().index(2)
+        assert out.rank.grad[w, c] == 0 and not out.start.grad[w, c].any() and not out.end.grad[w, c].any()
+        assert nce_logits[0][w, out.entity_rows.tolist().index(2)] == float("-inf")
+    for w in other:  # elsewhere entity 2 stays a negative
+        assert out.rank.grad[w, rows[w].tolist().index(2)] > 0
 
 
 def test_prior_dropout_hides_the_prior_of_some_candidates_in_training_only():

@@ -2,7 +2,7 @@ import numpy
 import torch
 from torch.nn import functional as F
 
-from spacy_beer2.retriever import Retriever, merge_candidates, propose_spans
+from spacy_beer2.retriever import Retriever, merge_candidates, propose_spans, split_titles
 
 
 def test_adapters_start_as_normalised_identity():
@@ -30,6 +30,18 @@ def test_propose_spans_threshold_and_cap():
     assert propose_spans(logits, 0.5, 10) == [(0, 0), (1, 1), (1, 2)]
     assert propose_spans(logits, 0.5, 1) == [(0, 0)]
     assert propose_spans(torch.zeros((0, 2)), 0.5, 3) == []
+
+
+def test_title_only_alias_entities_get_a_list_of_their_own():
+    is_title = numpy.array([False, True, True, False, True])
+    # p(e|m) order: three unique titles (p = 1) before the prior table's entities 0 and 3
+    aliases = [1, 2, 4, 0, 3]
+    assert split_titles(aliases, is_title) == [[0, 3], [1, 2, 4]]
+    assert split_titles(aliases, None) == [aliases]
+    window = [7, 8, 9]
+    # interleaved, the rich ones reach a list of 4 that the titles would have filled as one list
+    assert merge_candidates([*split_titles(aliases, is_title), window], forced=(), limit=4) == [0, 1, 7, 3]
+    assert merge_candidates([aliases, window], forced=(), limit=4) == [1, 7, 2, 8]
 
 
 def test_merge_candidates_forced_first_interleaved_deduplicated_and_capped():

@@ -158,3 +158,28 @@ def test_untyped_entities_get_imputed_types_saved_with_the_store(store, tmp_path
     assert raw.type_buckets()[row] == 0
     raw.impute_types_of(numpy.array([row]))
     assert raw.type_buckets()[row] == 0
+
+
+def test_title_only_entities_keep_no_type_as_title_dropout_shows_them(store, tmp_path):
+    srsly.write_jsonl(tmp_path / "kb.jsonl", [r for r in store.kb.to_jsonl()] + [
+        {"id": "Paris Saint", "name": "Paris Saint", "description": "capital city of france"},
+        {"id": "Paris Texas", "name": "Paris Texas"}])
+    store.set_kb(tmp_path / "kb.jsonl")
+    rich, title = store.kb.row("Paris Saint"), store.kb.row("Paris Texas")
+    assert store.kb.is_title(title) and not store.kb.is_title(rich)
+    assert store.kb.title_mask().tolist() == [store.kb.is_title(r) for r in range(len(store.kb))]
+    store.impute_types_of(numpy.array([rich, title]))
+    buckets = store.type_buckets()
+    assert buckets[rich] > 0 and buckets[title] == 0
+    # a store saved with a type imputed for a title (before v0.7) loads without it
+    buckets[title] = buckets[rich]
+    fresh = EntityStore().from_bytes(store.to_bytes())
+    assert fresh.type_buckets()[title] == 0 and fresh.type_buckets()[rich] == buckets[rich]
+    store.to_disk(tmp_path / "store")
+    assert EntityStore().from_disk(tmp_path / "store").type_buckets()[title] == 0
+    # unless asked to: a KB of millions of titles needs their types (README: impute_title_types)
+    titled = EntityStore(impute_title_types=True).from_disk(tmp_path / "store")
+    assert titled.type_buckets()[title] == buckets[rich]  # kept at load
+    titled.type_buckets()[title] = 0
+    titled.impute_types_of(numpy.array([title]))
+    assert titled.type_buckets()[title] == impute_type_buckets(store.vectors, store._kb_type_buckets())[title] > 0
