@@ -40,6 +40,7 @@ class RetrievalSettings:
     use_priors: bool
     prior_dropout: float
     title_dropout: float
+    nil_negatives: bool
     mention_threshold: float
     spans_per_token: float
 
@@ -245,9 +246,12 @@ class Beer2Module(nn.Module):
         start_gold = torch.as_tensor(start_gold, device=device)
         end_gold = torch.as_tensor(end_gold, device=device)
         is_gold = ~start_gold[..., 0]
-        unknown = torch.as_tensor(nil_candidates(batch.windows, rows.cpu().numpy(), golds, batch.matches),
-                                  device=device)
-        cand_mask = (rows >= 0) & ~unknown  # a NIL mention's listed entities: neither positive nor negative
+        if settings.nil_negatives:
+            unknown = torch.zeros(rows.shape, dtype=torch.bool, device=device)
+        else:  # a NIL mention's listed entities: neither positive nor negative where it is
+            unknown = torch.as_tensor(nil_candidates(batch.windows, rows.cpu().numpy(), golds, batch.matches),
+                                      device=device)
+        cand_mask = (rows >= 0) & ~unknown
         # window positives (and the unknowns, left out) over the distinct candidate rows (entity_vectors' columns)
         column = torch.searchsorted(out.entity_rows, rows.clamp(min=0))
         window_pos = torch.zeros((len(rows), len(out.entity_rows)), dtype=torch.bool, device=device)

@@ -77,6 +77,7 @@ KEPT_CANDIDATES = "beer2_candidates"
         "prior_holdout": 0.0,
         "name_part_holdout": 0.0,
         "title_dropout": 0.2,
+        "nil_negatives": True,
         "short_names": True,
         "n_alias_entities": 10,
         "name_part_candidates": 0,
@@ -114,6 +115,7 @@ def make_beer2_linker(
     prior_holdout: float,
     name_part_holdout: float,
     title_dropout: float,
+    nil_negatives: bool,
     short_names: bool,
     n_alias_entities: int,
     name_part_candidates: int,
@@ -162,6 +164,7 @@ class Beer2Linker(TrainablePipe):
         prior_holdout: float,
         name_part_holdout: float,
         title_dropout: float,
+        nil_negatives: bool,
         short_names: bool,
         n_alias_entities: int,
         name_part_candidates: int,
@@ -210,6 +213,7 @@ class Beer2Linker(TrainablePipe):
         self.name_part_holdout = name_part_holdout
         self._holdout_rng: Optional[numpy.random.Generator] = None  # made on first use (see _training_matches)
         self.title_dropout = title_dropout
+        self.nil_negatives = nil_negatives
         self.short_names = short_names
         self.name_part_candidates = name_part_candidates
         self.threshold = threshold
@@ -330,7 +334,7 @@ class Beer2Linker(TrainablePipe):
             n_candidates=self.n_candidates, n_train_candidates=self.n_train_candidates,
             n_span_candidates=self.n_span_candidates, n_random_negatives=self.n_random_negatives,
             span_retrieval=self.span_retrieval, alias_candidates=self.alias_candidates, use_priors=self.use_priors,
-            prior_dropout=self.prior_dropout, title_dropout=self.title_dropout,
+            prior_dropout=self.prior_dropout, title_dropout=self.title_dropout, nil_negatives=self.nil_negatives,
             mention_threshold=self.mention_threshold, spans_per_token=self.spans_per_token,
         )
 

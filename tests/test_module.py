@@ -29,6 +29,7 @@ def make_table(n=6) -> EntityTable:
 def settings(**overrides) -> RetrievalSettings:
     values = dict(n_candidates=2, n_train_candidates=2, n_span_candidates=1, n_random_negatives=0,
                   span_retrieval=True, alias_candidates=True, use_priors=True, prior_dropout=0.0, title_dropout=0.0,
+                  nil_negatives=True,
                   mention_threshold=0.5,
                   spans_per_token=0.5)
     return RetrievalSettings(**{**values, **overrides})
@@ -112,7 +113,7 @@ def test_the_joint_loss_trains_every_part_and_forces_golds_in():
     assert numpy.isfinite(loss.item())
 
 
-def test_entities_listed_for_a_nil_mention_are_no_negatives_where_it_is(monkeypatch):
+def test_without_nil_negatives_entities_listed_for_a_nil_mention_are_no_negatives_where_it_is(monkeypatch):
     from spacy_beer2 import losses
 
     module, table = make_module(), make_table()
@@ -134,8 +135,8 @@ def test_entities_listed_for_a_nil_mention_are_no_negatives_where_it_is(monkeypa
 
     monkeypatch.setattr(module, "read", keep_read)
     monkeypatch.setattr(losses, "nce_loss", lambda logits, pos: nce_logits.append(logits) or nce(logits, pos))
-    loss, _ = module.loss(batch, table, golds, settings())
-    loss.backward()
+    loss, _ = module.loss(batch, table, golds, settings(nil_negatives=False))
+    loss.backward(retain_graph=True)
     out, rows = outputs[0], batch.candidates
     nil_windows = [w for w, (_, s, e) in enumerate(batch.windows) if s <= 3 and e >= 5]
     other = [w for w in range(len(rows)) if w not in nil_windows and 2 in rows[w].tolist()]
@@ -146,6 +147,10 @@ def test_entities_listed_for_a_nil_mention_are_no_negatives_where_it_is(monkeypa
         assert nce_logits[0][w, out.entity_rows.tolist().index(2)] == float("-inf")
     for w in other:  # elsewhere entity 2 stays a negative
         assert out.rank.grad[w, rows[w].tolist().index(2)] > 0
+    outputs.clear()
+    module.loss(batch, table, golds, settings())[0].backward()  # nil_negatives (the default): a negative there too
+    w = nil_windows[0]
+    assert outputs[0].rank.grad[w, rows[w].tolist().index(2)] > 0
 
 
 def test_prior_dropout_hides_the_prior_of_some_candidates_in_training_only():
