@@ -51,7 +51,8 @@ class EntityStore:
         self._title_vectors: Optional[numpy.ndarray] = None
         self.impute_types = impute_types
         self.impute_title_types = impute_title_types
-        # type buckets: the KB's, and those imputed so far for untyped entities (0: not yet, or a title; impute_types_of)
+        # type buckets: the KB's, and those imputed so far for untyped entities (0: not yet, or a title; see
+        # impute_types_of)
         self._imputed: Optional[numpy.ndarray] = None
         self._imputer = None  # TypeImputer over the KB's typed entities, built on first use
         self._titles: Optional[numpy.ndarray] = None  # whether each entity is only a title (KB.title_mask)

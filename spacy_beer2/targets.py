@@ -1,7 +1,7 @@
 """Training targets from gold mentions: pure functions over token offsets, no model involved.
 
 Golds are (start, end-exclusive, KB row) token spans of one doc; row -1 marks a NIL or out-of-KB mention: a real
-mention (the mention head learns it) that is neither a positive nor a negative of any candidate.
+mention (the mention head learns it) that is no candidate's positive (for its negatives, see ``nil_candidates``).
 """
 
 from typing import List, Sequence, Tuple
@@ -41,8 +41,8 @@ def nil_candidates(windows: Sequence[Tuple[int, int, int]], candidates: numpy.nd
     """(W, C): the candidates that the alias table lists for a NIL mention of the window, unless gold there.
 
     A NIL mention's entity is unknown, not absent: AIDA marks "Turkey" NIL 30 times in train and "West Bank" 24
-    times, for entities the KB has. As "no answer" targets these would teach the reader and the retriever to refuse
-    the entities whenever the surface comes, so their loss terms are dropped in that window.
+    times, for entities the KB has. As "no answer" targets these teach the reader and the retriever to refuse the
+    entities whenever the surface comes; with ``nil_negatives = false`` their loss terms are dropped in that window.
     """
     W, C = candidates.shape
     out = numpy.zeros((W, C), dtype=bool)
