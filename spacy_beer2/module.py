@@ -257,11 +257,12 @@ class Beer2Module(nn.Module):
         window_pos = torch.zeros((len(rows), len(out.entity_rows)), dtype=torch.bool, device=device)
         hit = is_gold & cand_mask
         window_pos[hit.nonzero()[:, 0], column[hit]] = True
-        window_unknown = torch.zeros_like(window_pos)
-        window_unknown[unknown.nonzero()[:, 0], column[unknown]] = True
         scale = self.retriever.scale
         window_logits = scale * batch.window_queries @ out.entity_vectors.T
-        window_logits = window_logits.masked_fill(window_unknown, float("-inf"))
+        if unknown.any():
+            window_unknown = torch.zeros_like(window_pos)
+            window_unknown[unknown.nonzero()[:, 0], column[unknown]] = True
+            window_logits = window_logits.masked_fill(window_unknown, float("-inf"))
         parts = {
             "reader_span": losses.span_loss(out.start, out.end, start_gold, end_gold, cand_mask),
             "reader_rank": losses.rank_loss(out.rank, is_gold, cand_mask),
