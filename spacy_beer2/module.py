@@ -40,6 +40,7 @@ class RetrievalSettings:
     use_priors: bool
     prior_dropout: float
     title_dropout: float
+    title_match_prior: float
     nil_negatives: bool
     mention_threshold: float
     spans_per_token: float
@@ -222,9 +223,9 @@ class Beer2Module(nn.Module):
                 # hide the prior of some candidates, so that the reader also learns to link from context alone
                 hidden = numpy.random.random_sample(priors.shape[:2]) < settings.prior_dropout
                 priors[hidden], start_priors[hidden], end_priors[hidden] = 0.0, 0.0, 0.0
-            if titled.any():  # a title-only entity has no p(e|m); its name still matches (is-an-alias stays)
-                titled_np = titled.cpu().numpy()
-                priors[titled_np, 0], start_priors[titled_np, :, 0], end_priors[titled_np, :, 0] = 0.0, 0.0, 0.0
+            if titled.any():
+                show_title_priors(priors, start_priors, end_priors, titled.cpu().numpy(),
+                                  numpy.random.random_sample(titled.shape) < settings.title_match_prior)
         features = torch.cat([
             torch.stack([torch.einsum("wch,wh->wc", cands, queries), popularity], dim=-1),
             torch.as_tensor(priors, device=device),
@@ -306,6 +307,20 @@ class Beer2Module(nn.Module):
                                         self.max_span_length, threshold, n_alternatives):
                 found[batch.windows[first + w][0]].append(link)
         return found
+
+
+def show_title_priors(priors: numpy.ndarray, start_priors: numpy.ndarray, end_priors: numpy.ndarray,
+                      titled: numpy.ndarray, name_match: numpy.ndarray) -> None:
+    """The [p(e|m), is an alias] features of candidates shown as title-only entities (``titled``, (W, C)), in place.
+
+    A title-only entity is matched by its name alone (is-an-alias stays), and its p(e|m) is what the candidate table
+    gives a name: 0 beside a surface the prior table knows, uniform among the names sharing a surface it does not
+    (1 for almost every title). ``name_match`` picks the candidates shown in the second form, the others get 0.
+    """
+    titled_match, titled_zero = titled & name_match, titled & ~name_match
+    for features in (priors, start_priors, end_priors):
+        features[titled_zero, ..., 0] = 0.0
+        features[titled_match, ..., 0] = features[titled_match, ..., 1]
 
 
 def make_windows(n_tokens: int, size: int, stride: int) -> List[Tuple[int, int]]:

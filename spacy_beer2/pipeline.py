@@ -77,10 +77,12 @@ KEPT_CANDIDATES = "beer2_candidates"
         "prior_holdout": 0.0,
         "name_part_holdout": 0.0,
         "title_dropout": 0.2,
+        "title_match_prior": 0.0,
         "nil_negatives": True,
         "short_names": True,
         "n_alias_entities": 10,
         "name_part_candidates": 0,
+        "acronym_candidates": 5,
         "threshold": 0.05,
         "mention_threshold": 0.2,
         "spans_per_token": 0.3,
@@ -115,10 +117,12 @@ def make_beer2_linker(
     prior_holdout: float,
     name_part_holdout: float,
     title_dropout: float,
+    title_match_prior: float,
     nil_negatives: bool,
     short_names: bool,
     n_alias_entities: int,
     name_part_candidates: int,
+    acronym_candidates: int,
     threshold: float,
     mention_threshold: float,
     spans_per_token: float,
@@ -164,10 +168,12 @@ class Beer2Linker(TrainablePipe):
         prior_holdout: float,
         name_part_holdout: float,
         title_dropout: float,
+        title_match_prior: float,
         nil_negatives: bool,
         short_names: bool,
         n_alias_entities: int,
         name_part_candidates: int,
+        acronym_candidates: int,
         threshold: float,
         mention_threshold: float,
         spans_per_token: float,
@@ -188,8 +194,12 @@ class Beer2Linker(TrainablePipe):
                                ("name_part_holdout", name_part_holdout), ("title_dropout", title_dropout)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name}: {setting} must be in [0, 1), got {value}")
-        if name_part_candidates < 0:
-            raise ValueError(f"{name}: name_part_candidates must be 0 (off) or more, got {name_part_candidates}")
+        if not 0.0 <= title_match_prior <= 1.0:
+            raise ValueError(f"{name}: title_match_prior must be in [0, 1], got {title_match_prior}")
+        for setting, value in (("name_part_candidates", name_part_candidates),
+                               ("acronym_candidates", acronym_candidates)):
+            if value < 0:
+                raise ValueError(f"{name}: {setting} must be 0 (off) or more, got {value}")
         for setting, value in (("n_candidates", n_candidates), ("n_train_candidates", n_train_candidates),
                                ("index_refresh_every", index_refresh_every), ("entity_batch_size", entity_batch_size),
                                ("n_alias_entities", n_alias_entities)):
@@ -213,9 +223,11 @@ class Beer2Linker(TrainablePipe):
         self.name_part_holdout = name_part_holdout
         self._holdout_rng: Optional[numpy.random.Generator] = None  # made on first use (see _training_matches)
         self.title_dropout = title_dropout
+        self.title_match_prior = title_match_prior
         self.nil_negatives = nil_negatives
         self.short_names = short_names
         self.name_part_candidates = name_part_candidates
+        self.acronym_candidates = acronym_candidates
         self.threshold = threshold
         self.mention_threshold = mention_threshold
         self.spans_per_token = spans_per_token
@@ -334,21 +346,22 @@ class Beer2Linker(TrainablePipe):
             n_candidates=self.n_candidates, n_train_candidates=self.n_train_candidates,
             n_span_candidates=self.n_span_candidates, n_random_negatives=self.n_random_negatives,
             span_retrieval=self.span_retrieval, alias_candidates=self.alias_candidates, use_priors=self.use_priors,
-            prior_dropout=self.prior_dropout, title_dropout=self.title_dropout, nil_negatives=self.nil_negatives,
+            prior_dropout=self.prior_dropout, title_dropout=self.title_dropout,
+            title_match_prior=self.title_match_prior, nil_negatives=self.nil_negatives,
             mention_threshold=self.mention_threshold, spans_per_token=self.spans_per_token,
         )
 
     def _matches(self, docs: List[Doc], held: Optional[List[List[Tuple[int, int, int]]]] = None) -> List[Any]:
         """The docs' alias matches (without the ``held`` out gold pairs of each doc, in training), then the
-        spans that begin or end KB names: those come from the KB's names, never from training anchors, so nothing
-        is held out of them."""
+        spans that begin or end KB names and the acronyms of KB names: those come from the KB's names, never from
+        training anchors, so nothing is held out of them."""
         out = []
         for i, doc in enumerate(docs):
             matches = self.store.matches(doc, self.max_span_length, self.short_names)
             if held is not None:
                 matches = without_pairs(matches, held[i])
             parts = self.store.name_part_matches(doc, self.max_span_length, self.name_part_candidates)
-            out.append(matches.plus(parts))
+            out.append(matches.plus(parts + self.store.acronym_matches(doc, self.acronym_candidates)))
         return out
 
     # -- training --------------------------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ import srsly
 from spacy import util
 from spacy.tokens import Doc
 
-from .aliases import (AliasTable, CandidateTable, DocMatches, Match, NamePartIndex, build_candidate_table,
-                      expand_short_names, find_matches, find_name_part_matches)
+from .aliases import (AcronymIndex, AliasTable, CandidateTable, DocMatches, Match, NamePartIndex,
+                      build_candidate_table, expand_short_names, find_acronym_matches, find_matches,
+                      find_name_part_matches)
 from .index import EntityIndex
 from .kb import KnowledgeBase, load_kb, type_bucket
 
@@ -47,6 +48,7 @@ class EntityStore:
         self.n_alias_entities = n_alias_entities
         self._surfaces: Optional[CandidateTable] = None
         self._name_parts: Optional[Tuple[NamePartIndex, NamePartIndex]] = None
+        self._acronyms: Optional[AcronymIndex] = None
         self._table: Optional["EntityTable"] = None
         self._title_vectors: Optional[numpy.ndarray] = None
         self.impute_types = impute_types
@@ -76,7 +78,7 @@ class EntityStore:
             self.vectors = self.encoder.encode(self.kb.texts(), batch_size=self.entity_batch_size)
         else:
             self.vectors = encode_in_shards(self.encoder, self.kb, Path(work_dir), self.entity_batch_size)
-        self._surfaces = self._name_parts = None
+        self._surfaces = self._name_parts = self._acronyms = None
         self._table = None
         self._title_vectors = None
         self._imputed = self._imputer = self._titles = None
@@ -108,6 +110,15 @@ class EntityStore:
             self._name_parts = (NamePartIndex(kb), NamePartIndex(kb, from_end=True))
         return find_name_part_matches([t.text for t in doc], [bool(t.whitespace_) for t in doc], *self._name_parts,
                                       max_length, k)
+
+    def acronym_matches(self, doc: Doc, k: int) -> List[Match]:
+        """The doc's all-capitals tokens unknown to the candidate table that spell the initials of KB names, each with
+        ``k`` of those entities (see ``aliases.find_acronym_matches``); the index is built on first use."""
+        if k < 1 or not len(doc):
+            return []
+        if self._acronyms is None:
+            self._acronyms = AcronymIndex(self._require_kb())
+        return find_acronym_matches([t.text for t in doc], self.surfaces, self._acronyms, k)
 
     def _short_name_eligible(self, row: int) -> bool:
         """Places are not referred to by the last word of their name ("New York" is no "York")."""
@@ -240,7 +251,8 @@ class EntityStore:
 
         def load_kb_records(data: bytes) -> None:
             self.kb = KnowledgeBase.from_msgpack(data)
-            self._surfaces = self._name_parts = self._table = self._title_vectors = self._imputed = None
+            self._surfaces = self._name_parts = self._acronyms = None
+            self._table = self._title_vectors = self._imputed = None
             self._imputer = self._titles = None
 
         def load_aliases(data: bytes) -> None:

@@ -2,9 +2,11 @@ import numpy
 import pytest
 import srsly
 
-from spacy_beer2.aliases import (AliasTable, DocMatches, NamePartIndex, build_candidate_table, count_pair_docs,
-                                 expand_short_names, find_matches, find_name_part_matches, fold, is_name_part, name_relation, held_out_golds, normalize_surface, prior_features,
-                                 sample_golds, window_alias_rows, without_pairs)
+from spacy_beer2.aliases import (AcronymIndex, AliasTable, DocMatches, NamePartIndex, acronyms, build_candidate_table,
+                                 count_pair_docs, expand_short_names, find_acronym_matches, find_matches,
+                                 find_name_part_matches, fold, held_out_golds, is_name_part, name_relation,
+                                 normalize_surface, prior_features, sample_golds, title_surfaces, unqualified,
+                                 window_alias_rows, without_pairs)
 from spacy_beer2.kb import Entity, KBError, KnowledgeBase
 
 
@@ -44,8 +46,9 @@ def test_find_matches_on_tokens(kb):
     words = ["In", "SAN", "JOSE", ",", "CALIFORNIA", " ", "England", "won"]
     spaces = [True, True, False, True, False, False, True, False]
     matches = find_matches(words, spaces, table, max_length=4)
-    assert [(s, e, rows) for s, e, rows, _ in matches] == [(1, 5, (2,)), (6, 7, (0,))]
-    assert find_matches(words, spaces, table, max_length=3) == [(6, 7, (0,), (1.0,))]
+    # "San Jose, California" is matched in full and, without its qualifier, as "SAN JOSE"
+    assert [(s, e, rows) for s, e, rows, _ in matches] == [(1, 3, (2,)), (1, 5, (2,)), (6, 7, (0,))]
+    assert find_matches(words, spaces, table, max_length=3) == [(1, 3, (2,), (1.0,)), (6, 7, (0,), (1.0,))]
 
 
 def test_name_part_index_finds_names_that_continue_a_surface_by_whole_words():
@@ -224,3 +227,57 @@ def test_without_pairs_removes_an_entity_from_exactly_that_span():
     kept = without_pairs(matches, [(0, 1, 1), (5, 6, 4)])
     assert kept.matches == [(0, 1, (2,), (0.3,)), (3, 4, (1,), (1.0,))]  # same entity elsewhere stays
     assert without_pairs(matches, []) is matches
+
+
+def test_unqualified_drops_a_bracket_or_a_single_comma_qualifier():
+    assert unqualified("Mercury (planet)") == "Mercury"
+    assert unqualified("Gainesville, Florida") == "Gainesville"
+    assert unqualified("tallahassee, florida") == "tallahassee"
+    assert unqualified("Crosby, Stills, Nash & Young") == "Crosby, Stills, Nash & Young"  # a list, not a qualifier
+    assert unqualified("a, a novel") == "a, a novel"  # too short a head to stand alone
+    assert title_surfaces("Paris, Texas") == ("paris, texas", "paris")
+
+
+def test_a_comma_qualified_title_is_found_by_its_head_at_p_zero_beside_a_prior_surface():
+    kb = KnowledgeBase([Entity("Paris", "Paris", type="LOC"), Entity("gainesville, florida", "gainesville, florida"),
+                        Entity("paris, texas", "paris, texas"), Entity("gainesville, georgia", "gainesville, georgia")])
+    table = build_candidate_table(kb, AliasTable({"paris": [("Paris", 0.9)]}), per_alias=10)
+    assert table["gainesville"] == ((1, 3), (0.5, 0.5))
+    assert table["gainesville, florida"] == ((1,), (1.0,))
+    assert table["paris"] == ((0, 2), (0.9, 0.0))
+
+
+def test_acronyms_are_the_initials_of_a_name_with_and_without_minor_words():
+    assert acronyms("Agence France-Presse") == ["afp"]
+    assert acronyms("Voice of America") == ["voa", "va"]
+    assert acronyms("The Associated Press") == ["ap"]
+    assert acronyms("at folsom prison") == ["fp"]  # a leading minor word is never an initial
+    assert acronyms("Gainesville, Florida") == []  # one word once the qualifier is gone
+    assert acronyms("Paris") == [] and acronyms("b c d e f g h") == []  # more words than an acronym has
+
+
+def test_acronym_index_ranks_by_popularity_and_leaves_people_out():
+    kb = KnowledgeBase([Entity("Americans for Prosperity", "Americans for Prosperity", popularity=4.0, type="ORG"),
+                        Entity("Ange-Felix Patasse", "Ange-Felix Patasse", popularity=9.0, type="PER"),
+                        Entity("agence france-presse", "agence france-presse"),
+                        Entity("arithmetic for parents", "arithmetic for parents"),
+                        Entity("International Court of Justice", "International Court of Justice", popularity=1.0)])
+    index = AcronymIndex(kb)
+    assert index.lookup("afp", 5) == (0, 2, 3)  # popularity, then the shorter name; no person
+    assert index.lookup("afp", 1) == (0,)
+    assert index.lookup("icj", 5) == (4,) and index.lookup("icoj", 5) == (4,)
+    assert index.lookup("xyz", 5) == () and index.lookup("abcdefgh", 5) == ()
+
+
+def test_acronym_matches_are_unknown_all_capitals_tokens_with_name_match_priors():
+    kb = KnowledgeBase([Entity("agence france-presse", "agence france-presse"),
+                        Entity("American Football Party", "American Football Party"),
+                        Entity("Associated Press", "Associated Press"), Entity("AP", "AP")])
+    table = build_candidate_table(kb, None, per_alias=10)
+    index = AcronymIndex(kb)
+    words = ["BEIRUT", "(", "AFP", ")", "-", "afp", "Afp", "AP", "AFP"]
+    # both names spell it; equally unknown, the shorter name first
+    assert find_acronym_matches(words, table, index, 5) == [(2, 3, (0, 1), (1.0, 1.0)), (8, 9, (0, 1), (1.0, 1.0))]
+    # "AP" is a surface the table knows (a name): the table answers for it, not the initials
+    assert find_acronym_matches(["AP"], table, index, 5) == []
+    assert find_acronym_matches(words, table, index, 1) == [(2, 3, (0,), (1.0,)), (8, 9, (0,), (1.0,))]

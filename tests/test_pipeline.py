@@ -398,3 +398,23 @@ def test_name_part_candidates_come_from_kb_names_and_are_never_held_out(make_nlp
     assert rows_at(linker._matches([doc])[0], 0) == set()
     with pytest.raises(ValueError, match="name_part_candidates"):
         make_nlp(**{"components.beer2_linker.name_part_candidates": -1})
+
+
+def test_acronym_candidates_offer_the_entities_an_unknown_acronym_spells(make_nlp):
+    """"CB" is no surface the KB or prior knows; it spells Chicago Bulls (an organisation, offered at the p(e|m) of a
+    name match) and Michael Jordan's "MJ" is no candidate: people are left out. Off with acronym_candidates = 0."""
+    nlp, _, _ = make_nlp()
+    linker = nlp.get_pipe("beer2_linker")
+    doc = nlp.make_doc("The CB beat MJ in CHICAGO .")
+    bulls = linker.kb.row("Chicago Bulls")
+
+    def found(matches):
+        return {(s, e): set(zip(rows, probs)) for s, e, rows, probs in matches.matches if (s, e) in {(1, 2), (3, 4)}}
+
+    assert found(linker._matches([doc])[0]) == {(1, 2): {(bulls, 1.0)}}
+    linker.acronym_candidates = 0
+    assert found(linker._matches([doc])[0]) == {}
+    with pytest.raises(ValueError, match="acronym_candidates"):
+        make_nlp(**{"components.beer2_linker.acronym_candidates": -1})
+    with pytest.raises(ValueError, match="title_match_prior"):
+        make_nlp(**{"components.beer2_linker.title_match_prior": 1.5})
