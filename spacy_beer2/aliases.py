@@ -167,8 +167,8 @@ def build_candidate_table(kb: KnowledgeBase, aliases: Optional[AliasTable], per_
     for row, ent in kb.rich():
         for surface in {ent.name, unqualified(ent.name), *ent.aliases}:
             add(surface, row)
-    # titles: a qualified one ("mercury (planet)", "gainesville, florida") gives a second surface, kept here; a plain title
-    # goes here only where its surface is also someone else's, else the table finds it through the KB's ids
+    # titles: a qualified one ("mercury (planet)", "gainesville, florida") gives a second surface, kept here; a plain
+    # title goes here only where its surface is also someone else's, else the table finds it through the KB's ids
     rich = kb._extra
     plain = []
     for row, entity_id in enumerate(kb._ids):
@@ -440,8 +440,8 @@ class AcronymIndex:
 
 def find_acronym_matches(words: Sequence[str], table: CandidateTable, index: AcronymIndex, k: int) -> List[Match]:
     """Every all-capitals token of 2 to ``MAX_ACRONYM`` letters that the candidate table does not know, with at
-    most ``k`` entities whose name it abbreviates, uniform p(e|m): the table's own rule for a surface that only
-    names match."""
+    most ``k`` entities whose name it abbreviates, each at the p(e|m) of a name nobody else has (1): spread
+    uniformly (1/k), the reader left them unlinked (README: Out of domain)."""
     found: List[Match] = []
     seen: Dict[str, Tuple[int, ...]] = {}
     for i, word in enumerate(words):
