@@ -509,6 +509,20 @@ def prior_features(matches: Sequence[DocMatches], windows: Sequence[Tuple[int, i
     return cand, start, end
 
 
+def show_title_priors(priors: numpy.ndarray, start_priors: numpy.ndarray, end_priors: numpy.ndarray,
+                      titled: numpy.ndarray, name_match: numpy.ndarray) -> None:
+    """The [p(e|m), is an alias] features of candidates shown as title-only entities (``titled``, (W, C)), in place.
+
+    A title-only entity is matched by its name alone (is-an-alias stays), and its p(e|m) is what the candidate table
+    gives a name: 0 beside a surface the prior table knows, uniform among the names sharing a surface it does not
+    (1 for almost every title). ``name_match`` picks the candidates shown in the second form, the others get 0.
+    """
+    titled_match, titled_zero = titled & name_match, titled & ~name_match
+    for features in (priors, start_priors, end_priors):
+        features[titled_zero, ..., 0] = 0.0
+        features[titled_match, ..., 0] = features[titled_match, ..., 1]
+
+
 # -- leave-one-out priors for training -----------------------------------------------------------------------------
 # A prior table built from the training set's own anchors (AIDA's is) knows a training mention's entity, while it
 # lists a test mention's for its surface only 75.4% of the time on AIDA testb (DESIGN.md). A reader trained on

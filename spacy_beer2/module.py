@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import losses
-from .aliases import DocMatches, prior_features, window_alias_rows
+from .aliases import DocMatches, prior_features, show_title_priors, window_alias_rows
 from .decoding import Link, window_links
 from .index import EntityIndex
 from .reader import Reader
@@ -307,20 +307,6 @@ class Beer2Module(nn.Module):
                                         self.max_span_length, threshold, n_alternatives):
                 found[batch.windows[first + w][0]].append(link)
         return found
-
-
-def show_title_priors(priors: numpy.ndarray, start_priors: numpy.ndarray, end_priors: numpy.ndarray,
-                      titled: numpy.ndarray, name_match: numpy.ndarray) -> None:
-    """The [p(e|m), is an alias] features of candidates shown as title-only entities (``titled``, (W, C)), in place.
-
-    A title-only entity is matched by its name alone (is-an-alias stays), and its p(e|m) is what the candidate table
-    gives a name: 0 beside a surface the prior table knows, uniform among the names sharing a surface it does not
-    (1 for almost every title). ``name_match`` picks the candidates shown in the second form, the others get 0.
-    """
-    titled_match, titled_zero = titled & name_match, titled & ~name_match
-    for features in (priors, start_priors, end_priors):
-        features[titled_zero, ..., 0] = 0.0
-        features[titled_match, ..., 0] = features[titled_match, ..., 1]
 
 
 def make_windows(n_tokens: int, size: int, stride: int) -> List[Tuple[int, int]]:

@@ -5,8 +5,8 @@ import srsly
 from spacy_beer2.aliases import (AcronymIndex, AliasTable, DocMatches, NamePartIndex, acronyms, build_candidate_table,
                                  count_pair_docs, expand_short_names, find_acronym_matches, find_matches,
                                  find_name_part_matches, fold, held_out_golds, is_name_part, name_relation,
-                                 normalize_surface, prior_features, sample_golds, title_surfaces, unqualified,
-                                 window_alias_rows, without_pairs)
+                                 normalize_surface, prior_features, sample_golds, show_title_priors, title_surfaces,
+                                 unqualified, window_alias_rows, without_pairs)
 from spacy_beer2.kb import Entity, KBError, KnowledgeBase
 
 
@@ -281,3 +281,19 @@ def test_acronym_matches_are_unknown_all_capitals_tokens_with_name_match_priors(
     # "AP" is a surface the table knows (a name): the table answers for it, not the initials
     assert find_acronym_matches(["AP"], table, index, 5) == []
     assert find_acronym_matches(words, table, index, 1) == [(2, 3, (0,), (1.0,)), (8, 9, (0,), (1.0,))]
+
+
+def test_title_form_candidates_show_no_prior_or_that_of_a_name_match():
+    """A candidate shown as a title-only entity keeps is-an-alias; its p(e|m) is 0 (a surface the prior knows) or,
+    where ``name_match``, that of a name nobody else has (1 where it matched); other candidates keep theirs."""
+    priors = numpy.array([[[0.3, 1.0], [0.2, 1.0], [0.5, 1.0], [0.0, 0.0]]], dtype="float32")
+    start = numpy.zeros((1, 4, 3, 2), dtype="float32")
+    start[0, :, 1] = priors[0]
+    end = start.copy()
+    titled = numpy.array([[True, True, False, True]])
+    name_match = numpy.array([[False, True, True, True]])
+    show_title_priors(priors, start, end, titled, name_match)
+    expected = [[0.0, 1.0], [1.0, 1.0], [0.5, 1.0], [0.0, 0.0]]
+    for features in (priors[0], start[0, :, 1], end[0, :, 1]):
+        assert features.tolist() == expected
+    assert not start[0, :, [0, 2]].any()

@@ -6,7 +6,7 @@ import torch
 
 from spacy_beer2.aliases import DocMatches
 from spacy_beer2.index import EntityIndex
-from spacy_beer2.module import Beer2Module, EntityTable, RetrievalSettings, make_windows, show_title_priors
+from spacy_beer2.module import Beer2Module, EntityTable, RetrievalSettings, make_windows
 
 WIDTH = 8
 
@@ -218,19 +218,3 @@ def test_title_dropout_shows_some_entities_as_a_title_only_kb_would_in_training_
         torch.manual_seed(0)
         matched = module.read(batch, table, settings(title_dropout=0.99, title_match_prior=1.0)).start[0, 0, 2]
         assert float(matched - no_prior) == pytest.approx(2.0, abs=1e-4)
-
-
-def test_title_form_candidates_show_no_prior_or_that_of_a_name_match():
-    """A candidate shown as a title-only entity keeps is-an-alias; its p(e|m) is 0 (a surface the prior knows) or,
-    where ``name_match``, that of a name nobody else has (1 where it matched); other candidates keep theirs."""
-    priors = numpy.array([[[0.3, 1.0], [0.2, 1.0], [0.5, 1.0], [0.0, 0.0]]], dtype="float32")
-    start = numpy.zeros((1, 4, 3, 2), dtype="float32")
-    start[0, :, 1] = priors[0]
-    end = start.copy()
-    titled = numpy.array([[True, True, False, True]])
-    name_match = numpy.array([[False, True, True, True]])
-    show_title_priors(priors, start, end, titled, name_match)
-    expected = [[0.0, 1.0], [1.0, 1.0], [0.5, 1.0], [0.0, 0.0]]
-    for features in (priors[0], start[0, :, 1], end[0, :, 1]):
-        assert features.tolist() == expected
-    assert not start[0, :, [0, 2]].any()
