@@ -31,6 +31,11 @@ class EntityEncoder:
         """A frozen copy of the shared transformer, taken before training changes it."""
         return cls(copy.deepcopy(transformer).float(), tokenizer, max_length)
 
+    def to(self, device: "torch.device") -> "EntityEncoder":
+        """Run on ``device``: a pipeline loaded from disk gets its encoder on the CPU, whatever device it runs on."""
+        self.transformer.to(device)
+        return self
+
     @property
     def width(self) -> int:
         return int(self.transformer.config.hidden_size)

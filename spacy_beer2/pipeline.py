@@ -8,7 +8,7 @@ config.cfg decide them); only learned state is saved with the component.
 """
 
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy
 import srsly
@@ -28,6 +28,9 @@ from .kb import KnowledgeBase
 from .model import build_module, get_module, set_module_dropout
 from .scoring import CANDIDATES, SCORE, score_el
 from .store import EntityStore
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -296,6 +299,7 @@ class Beer2Linker(TrainablePipe):
         ``work_dir``, the KB is encoded in resumable shards into a memory-mapped float16 file there (large KBs)."""
         if self.store.encoder is None:
             raise ValueError(f"{self.name} has no entity encoder yet: initialize it or load a trained pipeline")
+        self.store.encoder.to(self._device)
         self.store.set_kb(kb, aliases, work_dir)
         self.refresh_index()
 
@@ -322,7 +326,7 @@ class Beer2Linker(TrainablePipe):
         import torch
 
         module = get_module(self.model)
-        device = next(module.parameters()).device
+        device = self._device
         was_training = module.training
         module.eval()
 
@@ -337,7 +341,12 @@ class Beer2Linker(TrainablePipe):
     def _entity_table(self, titles: bool = False):
         if self.store.kb is None:
             raise ValueError(f"{self.name} has no KB: initialize it with one, or call set_kb()")
-        return self.store.entity_table(next(get_module(self.model).parameters()).device, titles)
+        return self.store.entity_table(self._device, titles)
+
+    @property
+    def _device(self) -> "torch.device":
+        """Where the module runs (spaCy's GPU choice moves it): the KB side follows it."""
+        return next(get_module(self.model).parameters()).device
 
     def _settings(self):
         from .module import RetrievalSettings
