@@ -2,7 +2,7 @@
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Tuple
 
 import torch
 from torch.nn import functional as F
@@ -26,10 +26,8 @@ def window_links(
     max_span_length: int,
     threshold: float,
     n_alternatives: int,
-    span_bonus: Optional[torch.Tensor] = None,  # (W, S, >= L) log-space term of each span, <= 0, for every candidate
 ) -> List[Tuple[int, Link]]:
-    """(window, link) for every span and candidate whose score exceeds ``threshold`` (see ``span_log_probs``),
-    times a per-span factor shared by all candidates where ``span_bonus`` is given (the mention head's evidence).
+    """(window, link) for every span and candidate whose score exceeds ``threshold`` (see ``span_log_probs``).
 
     Only what can pass is scored: a candidate's best start, best end and rank bound each of its spans' scores (every
     factor is a probability), so candidates under the threshold by that bound are skipped, and the others are
@@ -49,9 +47,6 @@ def window_links(
     s = torch.arange(S, device=start.device).view(1, S, 1)
     e = s + torch.arange(L, device=start.device).view(1, 1, L)
     scores = terms.score(w, c, s, e.clamp(max=S - 1)).masked_fill(e >= S, float("-inf"))  # (K, S, L)
-    if span_bonus is not None:
-        span_bonus = span_bonus[..., :L]
-        scores = scores + span_bonus[kept[:, 0]]
     hits = (scores > log_threshold).nonzero()
     if not len(hits):
         return []
@@ -66,8 +61,6 @@ def window_links(
         every = torch.arange(C, device=start.device).view(1, C)
         per_candidate = terms.score(span_w, every, span_s, span_e).masked_fill(rows[span_w.view(-1)] < 0,
                                                                                float("-inf"))
-        if span_bonus is not None:
-            per_candidate = per_candidate + span_bonus[span_w, span_s, span_e - span_s]
         top = torch.topk(per_candidate, min(n_alternatives, C), dim=-1)
         top_rows = rows[span_w, top.indices].tolist()
         top_probs = top.values.exp().tolist()

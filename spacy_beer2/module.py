@@ -17,7 +17,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from . import losses
 from .aliases import DocMatches, prior_features, show_title_priors, window_alias_rows
@@ -296,32 +295,18 @@ class Beer2Module(nn.Module):
         return total, {name: value.item() for name, value in parts.items()}
 
     def links(self, batch: Batch, table: EntityTable, settings: RetrievalSettings, threshold: float,
-              n_alternatives: int, mention_weight: float = 0.0, windows_per_read: int = 64) -> List[List[Link]]:
+              n_alternatives: int, windows_per_read: int = 64) -> List[List[Link]]:
         """Every (span, entity) above ``threshold``, per doc, in document token offsets (not yet de-overlapped).
-        A span's score is the reader's times p_mention(span) ** ``mention_weight`` (the mention head's).
         Windows are read ``windows_per_read`` at a time, so memory stays bounded on long docs."""
         found: List[List[Link]] = [[] for _ in range(batch.n_docs)]
         offsets = torch.tensor([s for _, s, _ in batch.windows], dtype=torch.long)
         for first in range(0, len(batch.windows), windows_per_read):
             part = slice(first, first + windows_per_read)
             out = self.read(batch, table, settings, part)
-            bonus = self._mention_log_probs(batch, part) * mention_weight if mention_weight else None
             for w, link in window_links(out.start, out.end, out.rank, batch.candidates[part], offsets[part],
-                                        self.max_span_length, threshold, n_alternatives, bonus):
+                                        self.max_span_length, threshold, n_alternatives):
                 found[batch.windows[first + w][0]].append(link)
         return found
-
-    def _mention_log_probs(self, batch: Batch, windows: slice) -> torch.Tensor:
-        """log p_mention of each span of each window (W, S, L), from the mention head's per-doc span logits.
-
-        The reader's start/end softmax is trained on the marginal likelihood of a candidate's gold positions, so
-        with two mentions of one entity in a window it may put the start on the first and the end on the second;
-        the mention head scores each span on its own and knows that such a span is no mention."""
-        chosen = batch.windows[windows]
-        logits = batch.span_logits[0].new_full((len(chosen), self.window_size, self.max_span_length), -1e4)
-        for i, (d, s, e) in enumerate(chosen):
-            logits[i, : e - s] = batch.span_logits[d][s:e]
-        return F.logsigmoid(logits)
 
 
 def make_windows(n_tokens: int, size: int, stride: int) -> List[Tuple[int, int]]:

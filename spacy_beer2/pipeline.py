@@ -87,7 +87,6 @@ KEPT_CANDIDATES = "beer2_candidates"
         "name_part_candidates": 0,
         "acronym_candidates": 5,
         "threshold": 0.05,
-        "mention_weight": 0.0,
         "mention_threshold": 0.2,
         "spans_per_token": 0.3,
         "index_refresh_every": 100,
@@ -128,7 +127,6 @@ def make_beer2_linker(
     name_part_candidates: int,
     acronym_candidates: int,
     threshold: float,
-    mention_weight: float,
     mention_threshold: float,
     spans_per_token: float,
     index_refresh_every: int,
@@ -180,7 +178,6 @@ class Beer2Linker(TrainablePipe):
         name_part_candidates: int,
         acronym_candidates: int,
         threshold: float,
-        mention_weight: float,
         mention_threshold: float,
         spans_per_token: float,
         index_refresh_every: int,
@@ -200,8 +197,6 @@ class Beer2Linker(TrainablePipe):
                                ("name_part_holdout", name_part_holdout), ("title_dropout", title_dropout)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name}: {setting} must be in [0, 1), got {value}")
-        if mention_weight < 0:
-            raise ValueError(f"{name}: mention_weight must be 0 (off) or more, got {mention_weight}")
         if not 0.0 <= title_match_prior <= 1.0:
             raise ValueError(f"{name}: title_match_prior must be in [0, 1], got {title_match_prior}")
         for setting, value in (("name_part_candidates", name_part_candidates),
@@ -237,7 +232,6 @@ class Beer2Linker(TrainablePipe):
         self.name_part_candidates = name_part_candidates
         self.acronym_candidates = acronym_candidates
         self.threshold = threshold
-        self.mention_weight = mention_weight
         self.mention_threshold = mention_threshold
         self.spans_per_token = spans_per_token
         self.index_refresh_every = index_refresh_every
@@ -526,8 +520,7 @@ class Beer2Linker(TrainablePipe):
         settings = self._settings()
         with torch.no_grad():
             batch = self._retrieve(docs, settings)
-            return get_module(self.model).links(batch, self._entity_table(), settings, threshold, self.n_alternatives,
-                                                self.mention_weight)
+            return get_module(self.model).links(batch, self._entity_table(), settings, threshold, self.n_alternatives)
 
     def window_candidates(self, docs: Iterable[Doc], n_candidates: Optional[int] = None
                           ) -> List[List[Tuple[int, int, List[str]]]]:

@@ -68,28 +68,6 @@ def test_a_candidate_mentioned_twice_gives_two_links_not_one_span_across_both():
     assert [(lk.start, lk.end) for lk in resolve(lk for _, lk in found)] == [(0, 2), (3, 5)]
 
 
-def test_the_mention_heads_span_evidence_splits_a_span_across_two_mentions():
-    """starts .9/.1, ends .1/.9 (the reader's marginal-likelihood training allows it): even with the inner-boundary
-    factors the span across both mentions wins; the mention head's per-span probabilities take it apart."""
-    def probs(values):
-        return torch.log(torch.tensor(values).clamp(min=1e-9)).view(1, 1, -1)
-
-    start, end = probs([0.0, 0.9, 0.0, 0.0, 0.1, 0.0]), probs([0.0, 0.0, 0.1, 0.0, 0.0, 0.9])
-    args = (torch.full((1, 1), 10.0), torch.tensor([[4]]), torch.tensor([0]))
-    plain = window_links(start, end, *args, max_span_length=10, threshold=0.001, n_alternatives=1)
-    assert [(lk.start, lk.end) for lk in resolve(lk for _, lk in plain)] == [(0, 5)]
-    mention = torch.full((1, 5, 10), 0.01)  # p_mention per (start, length): the two 2-token spans are mentions
-    mention[0, 0, 1] = mention[0, 3, 1] = 0.95
-    bonus = mention.log()
-    found = window_links(start, end, *args, max_span_length=10, threshold=0.001, n_alternatives=1, span_bonus=bonus)
-    links = resolve(lk for _, lk in found)
-    assert [(lk.start, lk.end) for lk in links] == [(0, 2), (3, 5)]
-    cross = span_log_probs(start, end)[0, 0, 0, 4].exp() * 0.01
-    assert links[0].score == pytest.approx(float(span_log_probs(start, end)[0, 0, 0, 1].exp()) * 0.95, rel=1e-4)
-    assert all(lk.score > cross for lk in links)
-    assert links[0].alternatives[0][1] == pytest.approx(links[0].score, rel=1e-4)  # alternatives scored alike
-
-
 def test_window_links_equal_scoring_every_span_of_every_candidate():
     """The pruned, banded decoding finds exactly the links (and alternatives) of the plain S x S definition."""
     import math

@@ -218,27 +218,3 @@ def test_title_dropout_shows_some_entities_as_a_title_only_kb_would_in_training_
         torch.manual_seed(0)
         matched = module.read(batch, table, settings(title_dropout=0.99, title_match_prior=1.0)).start[0, 0, 2]
         assert float(matched - no_prior) == pytest.approx(2.0, abs=1e-4)
-
-
-def test_mention_log_probs_line_up_with_each_windows_own_spans():
-    module = make_module()
-    batch = module.prepare([torch.randn(7, WIDTH), torch.randn(3, WIDTH)], [DocMatches([]), DocMatches([])],
-                           settings(span_retrieval=False))
-    batch.span_logits = [torch.randn(7, 2), torch.randn(3, 2)]
-    lp = module._mention_log_probs(batch, slice(1, None))
-    assert lp.shape == (len(batch.windows) - 1, 4, 2)
-    for i, (d, s, e) in enumerate(batch.windows[1:]):
-        expected = torch.nn.functional.logsigmoid(batch.span_logits[d][s:e])
-        assert torch.allclose(lp[i, : e - s], expected)
-        assert (lp[i, e - s :] < -1e3).all()  # past a short doc's end: no span
-
-
-def test_mention_weight_rescores_links_by_the_mention_heads_probability():
-    module, table = make_module(), make_table()
-    batch = module.prepare([torch.randn(5, WIDTH)], [DocMatches([])], settings(span_retrieval=False))
-    module.retrieve(batch, table, settings())
-    plain = module.links(batch, table, settings(), 1e-9, 0)[0]
-    batch.span_logits = [torch.zeros(5, 2)]  # p_mention = 1/2 for every span
-    halved = module.links(batch, table, settings(), 1e-9, 0, mention_weight=2.0)[0]
-    assert plain and [(lk.start, lk.end, lk.row) for lk in halved] == [(lk.start, lk.end, lk.row) for lk in plain]
-    assert [lk.score for lk in halved] == pytest.approx([lk.score / 4 for lk in plain], rel=1e-4)
