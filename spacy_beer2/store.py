@@ -145,6 +145,7 @@ class EntityStore:
                                       torch.as_tensor(types, device=device), self.index,
                                       is_title=self._title_mask())
         if titles and self._table.titles is None:
+            self.encoder.to(device)  # loaded from disk (a resumed training), the encoder is on the CPU
             self._table.titles = torch.as_tensor(self.title_vectors(), device=device)
         return self._table
 

@@ -83,7 +83,7 @@ def test_swap_kb_without_retraining(trained, tmp_path):
     assert "Chicago Bulls" not in ids and "Michael Jordan" in ids
 
 
-def test_a_swapped_kb_is_encoded_on_the_device_the_linker_runs_on(trained, tmp_path, monkeypatch):
+def test_kb_encoding_runs_on_the_device_the_linker_runs_on(trained, tmp_path, monkeypatch):
     # a loaded pipeline's encoder comes from disk on the CPU: on a GPU, set-kb encoded 137k entities at a tenth
     # of the GPU's speed until the encoder followed the module
     from spacy_beer2.encoder import EntityEncoder
@@ -95,6 +95,10 @@ def test_a_swapped_kb_is_encoded_on_the_device_the_linker_runs_on(trained, tmp_p
     monkeypatch.setattr(EntityEncoder, "to", lambda self, device: calls.append(("to", device)) or self)
     monkeypatch.setattr(EntityEncoder, "encode", lambda self, *a, **k: calls.append("encode") or encode(self, *a, **k))
     linker.set_kb(tmp_path / "kb.jsonl")
+    assert calls[:2] == [("to", linker._device), "encode"]
+    # and the names of entities for title dropout, when a saved pipeline resumes training
+    calls.clear()
+    linker._entity_table(titles=True)
     assert calls[:2] == [("to", linker._device), "encode"]
 
 
