@@ -40,7 +40,8 @@ class EntityStore:
                  index_params: str = "", impute_types: bool = True, impute_title_types: bool = False):
         self.kb: Optional[KnowledgeBase] = None
         self.aliases: Optional[AliasTable] = None
-        self.encoder = None  # EntityEncoder
+        self._encoder = None  # EntityEncoder
+        self._encoder_bytes: Optional[bytes] = None  # as saved, until first use
         # base vectors of the KB, (N, H): float32 in memory, or float16 memory-mapped for a KB encoded in shards
         self.vectors: Optional[numpy.ndarray] = None
         self.index = EntityIndex(index_factory, index_params)
@@ -61,6 +62,22 @@ class EntityStore:
 
     def __len__(self) -> int:
         return 0 if self.kb is None else len(self.kb)
+
+    @property
+    def encoder(self) -> Optional["EntityEncoder"]:
+        """The entity encoder (a copy of the shared transformer at initialization). Only a new KB or title vectors
+        need it, never linking: a loaded pipeline keeps its bytes and builds it on first use (a second transformer
+        less to build and hold in memory at ``spacy.load``)."""
+        if self._encoder is None and self._encoder_bytes is not None:
+            from .encoder import EntityEncoder
+
+            self._encoder = EntityEncoder.from_bytes(srsly.msgpack_loads(self._encoder_bytes))
+            self._encoder_bytes = None
+        return self._encoder
+
+    @encoder.setter
+    def encoder(self, encoder: Optional["EntityEncoder"]) -> None:
+        self._encoder, self._encoder_bytes = encoder, None
 
     def set_kb(self, kb: Union[str, Path, KnowledgeBase], aliases: Union[str, Path, AliasTable, None] = None,
                work_dir: Union[str, Path, None] = None) -> None:
@@ -239,7 +256,7 @@ class EntityStore:
             "kb": self.kb.to_msgpack,
             "entity_vectors": lambda: _array_to_bytes(self.vectors),
             "index": self.index.to_bytes,
-            "entity_encoder": lambda: srsly.msgpack_dumps(self.encoder.to_bytes()),
+            "entity_encoder": lambda: self._encoder_bytes or srsly.msgpack_dumps(self.encoder.to_bytes()),
         }
         if self.aliases is not None:
             parts["aliases"] = lambda: srsly.msgpack_dumps(self.aliases.to_records())
@@ -248,8 +265,6 @@ class EntityStore:
         return parts
 
     def _deserializers(self) -> Dict[str, Callable[[bytes], None]]:
-        from .encoder import EntityEncoder
-
         def load_kb_records(data: bytes) -> None:
             self.kb = KnowledgeBase.from_msgpack(data)
             self._surfaces = self._name_parts = self._acronyms = None
@@ -271,7 +286,7 @@ class EntityStore:
             self._table = None
 
         def load_encoder(data: bytes) -> None:
-            self.encoder = EntityEncoder.from_bytes(srsly.msgpack_loads(data))
+            self._encoder, self._encoder_bytes = None, data
             self._title_vectors = None
 
         return {"kb": load_kb_records, "aliases": load_aliases, "entity_vectors": load_vectors,

@@ -34,6 +34,14 @@ def test_a_fresh_store_restores_every_part(store):
     assert fresh.encoder.encode(["Paris"]) == pytest.approx(store.encoder.encode(["Paris"]), abs=1e-6)
 
 
+def test_a_loaded_store_builds_its_encoder_only_when_it_encodes(store):
+    fresh = EntityStore().from_bytes(store.to_bytes())
+    assert fresh._encoder is None  # linking never needs it
+    again = EntityStore().from_bytes(fresh.to_bytes())  # saved again without ever being built
+    assert again.encoder.encode(["Paris"]) == pytest.approx(store.encoder.encode(["Paris"]), abs=1e-6)
+    assert again._encoder is not None and again._encoder_bytes is None
+
+
 def test_swapping_the_kb_keeps_the_prior_table_mapped_onto_the_new_kb(store, tmp_path):
     kb = store.kb
     assert store.surfaces["jordan"] == ((kb.row("Michael Jordan"), kb.row("Jordan")), (0.8, 0.2))
