@@ -18,18 +18,23 @@ def nce_loss(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
 
 def span_loss(start: torch.Tensor, end: torch.Tensor, start_gold: torch.Tensor, end_gold: torch.Tensor,
               cand_mask: torch.Tensor) -> torch.Tensor:
-    """EntQA's reader loss: -log of the probability mass on the gold starts (ends) of each candidate.
+    """The reader's boundary loss: the mean of -log p over the gold starts (ends) of each candidate.
 
-    start, end: (W, C, S+1) logits; *_gold: bool masks of the same shape, index 0 (no answer) set for candidates
-    not mentioned in the window; cand_mask: (W, C) real candidates.
+    EntQA takes -log of the summed mass on the gold starts instead, which a candidate mentioned twice in a window
+    satisfies with the first mention's start and the second one's end, i.e. by learning the span across both. The
+    mean asks for every mention's boundaries. start, end: (W, C, S+1) logits; *_gold: bool masks of the same shape,
+    index 0 (no answer) set for candidates not mentioned in the window; cand_mask: (W, C) real candidates.
     """
     if not cand_mask.any():
         return start.sum() * 0.0
-    start_lp = start.log_softmax(-1)
-    end_lp = end.log_softmax(-1)
-    start_nll = -torch.logsumexp(start_lp.masked_fill(~start_gold, float("-inf")), dim=-1)
-    end_nll = -torch.logsumexp(end_lp.masked_fill(~end_gold, float("-inf")), dim=-1)
+    start_nll = _mean_nll(start.log_softmax(-1), start_gold)
+    end_nll = _mean_nll(end.log_softmax(-1), end_gold)
     return (start_nll + end_nll)[cand_mask].mean()
+
+
+def _mean_nll(log_probs: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """Mean -log p over the gold positions of the last axis (0 where there is none)."""
+    return -(log_probs.masked_fill(~gold, 0.0)).sum(-1) / gold.sum(-1).clamp(min=1)
 
 
 def rank_loss(rank: torch.Tensor, gold: torch.Tensor, cand_mask: torch.Tensor) -> torch.Tensor:

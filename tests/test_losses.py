@@ -2,6 +2,7 @@ import math
 
 import torch
 
+from spacy_beer2.decoding import span_log_probs
 from spacy_beer2.losses import mention_loss, nce_loss, rank_loss, span_loss
 
 
@@ -49,3 +50,27 @@ def test_mention_loss_counts_only_valid_spans():
     valid = torch.tensor([[True, False], [True, False]])
     expected = (math.log1p(math.exp(-3.0)) + math.log1p(math.exp(-3.0))) / 2
     assert math.isclose(mention_loss(logits, gold, valid).item(), expected, rel_tol=1e-5)
+
+
+def test_a_candidate_mentioned_twice_learns_both_mentions_not_the_span_across_them():
+    """Bug 1b, training side: the reader starts out on the span across two mentions of one candidate (all start mass
+    on the first mention, all end mass on the second). Trained with the span loss, decoding must then prefer each
+    true mention to that cross span."""
+    S = 8
+    start_gold = torch.zeros((1, 1, S + 1), dtype=torch.bool)
+    end_gold = torch.zeros_like(start_gold)
+    start_gold[0, 0, [2, 6]] = True  # mentions at tokens 1..2 and 5..6 (position 0 is "no answer")
+    end_gold[0, 0, [3, 7]] = True
+    start = torch.full((1, 1, S + 1), -5.0)
+    end = torch.full((1, 1, S + 1), -5.0)
+    start[0, 0, 2], end[0, 0, 7] = 5.0, 5.0  # the cross span 1..6
+    start.requires_grad_(True)
+    end.requires_grad_(True)
+    optimizer = torch.optim.SGD([start, end], lr=1.0)
+    mask = torch.ones((1, 1), dtype=torch.bool)
+    for _ in range(100):
+        optimizer.zero_grad()
+        span_loss(start, end, start_gold, end_gold, mask).backward()
+        optimizer.step()
+    log_p = span_log_probs(start.detach(), end.detach())[0, 0]  # (S, S), token positions
+    assert log_p[1, 2] > log_p[1, 6] and log_p[5, 6] > log_p[1, 6]
