@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 
 import numpy
 
-from .kb import KBError, KnowledgeBase, StringColumn, StringIndex, read_jsonl_records
+from .kb import HashBitmap, KBError, KnowledgeBase, StringColumn, StringIndex, read_jsonl_records
 
 # A surface's entities, as parallel (KB rows, probabilities) sorted by probability.
 Entry = Tuple[Tuple[int, ...], Tuple[float, ...]]
@@ -112,6 +112,7 @@ class CandidateTable:
         self.entries = entries
         self.per_alias = per_alias
         self._titles = StringIndex(kb._ids, (normalize_surface(kb.id(r)) for r in titles), titles) if titles else None
+        self._openings: Optional[HashBitmap] = None
 
     def get(self, surface: str, default: Optional[Entry] = None) -> Optional[Entry]:
         entry = self.entries.get(surface)
@@ -119,6 +120,23 @@ class CandidateTable:
             return entry if entry is not None else default
         rows = sorted(self._titles.rows(surface, normalize_surface))[: self.per_alias]
         return (tuple(rows), (1.0 / len(rows),) * len(rows)) if rows else default
+
+    def continues(self, surface: str) -> bool:
+        """Whether some surface of the table is ``surface`` followed by more words. It may answer yes wrongly, never
+        no wrongly (a ``HashBitmap`` of every surface's leading words, built on first use), so ``find_matches`` can
+        stop growing a span as soon as it says no."""
+        if self._openings is None:
+            self._openings = HashBitmap(numpy.fromiter(
+                (hash(surface[:i]) for surface in self.surfaces() for i, c in enumerate(surface) if c == " "),
+                dtype="int64"))
+        return self._openings.may_contain(hash(surface))
+
+    def surfaces(self) -> Iterator[str]:
+        """Every surface (a title's once per row that has it)."""
+        yield from self.entries
+        if self._titles is not None:
+            for row in self._titles.rows_by_hash:
+                yield normalize_surface(self.kb.id(row))
 
     def __getitem__(self, surface: str) -> Entry:
         entry = self.get(surface)
@@ -203,22 +221,38 @@ def build_candidate_table(kb: KnowledgeBase, aliases: Optional[AliasTable], per_
 
 def find_matches(words: Sequence[str], spaces: Sequence[bool], table: CandidateTable,
                  max_length: int) -> List[Match]:
-    """Every span of at most ``max_length`` tokens whose surface is in ``table`` (spans never start or end on
-    whitespace tokens)."""
+    """Every span of at most ``max_length`` tokens whose surface (``normalize_surface`` of its text) is in
+    ``table``; spans never start or end on whitespace tokens.
+
+    Each word is folded once and a span's surface grows by appending; once a word is followed by whitespace and no
+    surface of the table goes on with the span's (``CandidateTable.continues``), no longer span from that start can
+    match, and the next start is taken: most starts end after a lookup or two instead of ``max_length``.
+    """
     matches: List[Match] = []
     n = len(words)
+    folded = [fold(word) for word in words]
+    cores = [" ".join(text.split()) for text in folded]  # whitespace collapsed inside the word, "" for blank ones
     for start in range(n):
         if not words[start].strip():
             continue
-        surface = ""
+        surface, gap = "", False  # gap: whitespace since the surface's last character
         for end in range(start + 1, min(n, start + max_length) + 1):
-            word = words[end - 1]
-            surface += fold(word) + (" " if spaces[end - 1] else "")
-            if not word.strip():
+            i = end - 1
+            text, core = folded[i], cores[i]
+            if core:
+                if surface and (gap or text[0].isspace()):
+                    surface += " "
+                surface += core
+                gap = spaces[i] or text[-1].isspace()
+            else:
+                gap = gap or spaces[i] or bool(text)
+            if not words[i].strip():
                 continue
-            entry = table.get(" ".join(surface.split()))
+            entry = table.get(surface)
             if entry is not None:
                 matches.append((start, end, entry[0], entry[1]))
+            if gap and surface and not table.continues(surface):
+                break
     return matches
 
 

@@ -112,12 +112,30 @@ class StringColumn:
         return StringColumn.from_strings(text for text, kept in zip(self, keep.tolist()) if kept)
 
 
+class HashBitmap:
+    """A set of hashes as one bitmap, about 16 bits a key: it may answer yes wrongly (about 6% of misses pass) but
+    never no wrongly, so it turns most misses away in front of an exact lookup. Python's string hash is salted per
+    process, so a bitmap of string hashes is built at load time, never saved."""
+
+    MAX_BITS = 1 << 26  # 8 MB: a miss passes for about 8% of lookups at 5.9M strings
+
+    def __init__(self, hashes: numpy.ndarray):
+        # a power of two, to mask with
+        self.bits = min(self.MAX_BITS, 1 << max(10, int(16 * len(hashes)).bit_length()))
+        bits = hashes & (self.bits - 1)
+        bitmap = numpy.zeros(self.bits // 8, dtype="uint8")
+        numpy.bitwise_or.at(bitmap, bits >> 3, (1 << (bits & 7)).astype("uint8"))
+        self.bitmap = bitmap.tobytes()  # bytes: indexed several times faster than a numpy array
+
+    def may_contain(self, h: int) -> bool:
+        bit = h & (self.bits - 1)
+        return bool((self.bitmap[bit >> 3] >> (bit & 7)) & 1)
+
+
 class StringIndex:
     """Exact lookup of strings in a StringColumn by sorted hashes (16 bytes per string, against about 100 for a dict
-    entry), with a bitmap that turns most misses away before the binary search. Python's string hash is salted
-    per process, so the index is built at load time, never saved."""
-
-    MAX_BITMAP_BITS = 1 << 26  # 8 MB: a miss passes the bitmap for about 8% of lookups at 5.9M strings
+    entry), with a ``HashBitmap`` that turns most misses away before the binary search; built at load time, never
+    saved (Python's string hash is salted per process)."""
 
     def __init__(self, column: StringColumn, keys: Optional[Iterable[str]] = None,
                  rows: Optional[Sequence[int]] = None):
@@ -127,16 +145,11 @@ class StringIndex:
         keys = (column[r] for r in rows_array.tolist()) if keys is None and rows is not None else keys
         hashes = numpy.fromiter((hash(k) for k in (column if keys is None else keys)), dtype="int64",
                                 count=len(rows_array))
-        # about 16 bits a key (a miss passes ~6% of the time), a power of two to mask with
-        self.bits = min(self.MAX_BITMAP_BITS, 1 << max(10, int(16 * len(hashes)).bit_length()))
         order = numpy.argsort(hashes, kind="stable")
         # array and bytes: Python-level lookups index them several times faster than numpy arrays
         self.rows_by_hash = array("q", rows_array[order].tobytes())
         self.hashes = array("q", hashes[order].tobytes())
-        bits = hashes & (self.bits - 1)
-        bitmap = numpy.zeros(self.bits // 8, dtype="uint8")
-        numpy.bitwise_or.at(bitmap, bits >> 3, (1 << (bits & 7)).astype("uint8"))
-        self.bitmap = bitmap.tobytes()
+        self.filter = HashBitmap(hashes)
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -144,8 +157,7 @@ class StringIndex:
     def rows(self, key: str, key_of: Optional[Callable[[str], str]] = None) -> List[int]:
         """Rows whose key equals ``key`` (``key_of`` maps a column string to its key when the keys were derived)."""
         h = hash(key)
-        bit = h & (self.bits - 1)
-        if not (self.bitmap[bit >> 3] >> (bit & 7)) & 1:
+        if not self.filter.may_contain(h):
             return []
         hashes = self.hashes
         found = []

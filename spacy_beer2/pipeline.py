@@ -27,7 +27,7 @@ from .decoding import Link, resolve
 from .kb import KnowledgeBase
 from .model import build_module, get_module, set_module_dropout
 from .scoring import CANDIDATES, SCORE, score_el
-from .store import EntityStore
+from .store import EntityStore, token_texts
 
 if TYPE_CHECKING:
     import torch
@@ -366,11 +366,12 @@ class Beer2Linker(TrainablePipe):
         training anchors, so nothing is held out of them."""
         out = []
         for i, doc in enumerate(docs):
-            matches = self.store.matches(doc, self.max_span_length, self.short_names)
+            words, spaces = token_texts(doc)
+            matches = self.store.matches(words, spaces, self.max_span_length, self.short_names)
             if held is not None:
                 matches = without_pairs(matches, held[i])
-            parts = self.store.name_part_matches(doc, self.max_span_length, self.name_part_candidates)
-            out.append(matches.plus(parts + self.store.acronym_matches(doc, self.acronym_candidates)))
+            parts = self.store.name_part_matches(words, spaces, self.max_span_length, self.name_part_candidates)
+            out.append(matches.plus(parts + self.store.acronym_matches(words, self.acronym_candidates)))
         return out
 
     # -- training --------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Union
 import numpy
 import srsly
 from spacy import util
+from spacy.attrs import ORTH, SPACY
 from spacy.tokens import Doc
 
 from .aliases import (AcronymIndex, AliasTable, CandidateTable, DocMatches, Match, NamePartIndex,
@@ -33,6 +34,14 @@ POPULARITY_SCALE = 0.1
 MMAP_BYTES = 1 << 29
 # Entity types whose last name word is no reference to them.
 SHORT_NAME_EXCLUDED_TYPES = {"LOC"}
+
+
+def token_texts(doc: Doc) -> Tuple[List[str], List[bool]]:
+    """The doc's token texts and whether a space follows each, read once per doc for every kind of match (from one
+    array of orth ids: no Token object per token)."""
+    strings = doc.vocab.strings
+    rows = doc.to_array([ORTH, SPACY]).tolist() if len(doc) else []
+    return [strings[orth] for orth, _ in rows], [bool(space) for _, space in rows]
 
 
 class EntityStore:
@@ -107,35 +116,32 @@ class EntityStore:
             self._surfaces = build_candidate_table(self._require_kb(), self.aliases, self.n_alias_entities)
         return self._surfaces
 
-    def matches(self, doc: Doc, max_length: int, short_names: bool) -> DocMatches:
-        """The alias matches of a doc (spans of at most ``max_length`` tokens), with the short references to the
-        entities it names in full when ``short_names`` (see ``aliases.expand_short_names``)."""
-        words = [t.text for t in doc]
-        spaces = [bool(t.whitespace_) for t in doc]
+    def matches(self, words: List[str], spaces: List[bool], max_length: int, short_names: bool) -> DocMatches:
+        """The alias matches of a doc's tokens (``token_texts``; spans of at most ``max_length`` tokens), with the
+        short references to the entities it names in full when ``short_names`` (see ``aliases.expand_short_names``)."""
         matches = find_matches(words, spaces, self.surfaces, max_length)
         if short_names:
             matches = expand_short_names(words, matches, self._short_name_eligible)
         return DocMatches(matches)
 
-    def name_part_matches(self, doc: Doc, max_length: int, k: int) -> List[Match]:
+    def name_part_matches(self, words: List[str], spaces: List[bool], max_length: int, k: int) -> List[Match]:
         """The doc's spans that begin or end KB names, each with ``k`` of those entities from either end (see
         ``aliases.find_name_part_matches``); the indexes of sorted names are built on first use."""
-        if k < 1 or not len(doc):
+        if k < 1 or not words:
             return []
         if self._name_parts is None:
             kb = self._require_kb()
             self._name_parts = (NamePartIndex(kb), NamePartIndex(kb, from_end=True))
-        return find_name_part_matches([t.text for t in doc], [bool(t.whitespace_) for t in doc], *self._name_parts,
-                                      max_length, k)
+        return find_name_part_matches(words, spaces, *self._name_parts, max_length, k)
 
-    def acronym_matches(self, doc: Doc, k: int) -> List[Match]:
+    def acronym_matches(self, words: List[str], k: int) -> List[Match]:
         """The doc's all-capitals tokens unknown to the candidate table that spell the initials of KB names, each with
         ``k`` of those entities (see ``aliases.find_acronym_matches``); the index is built on first use."""
-        if k < 1 or not len(doc):
+        if k < 1 or not words:
             return []
         if self._acronyms is None:
             self._acronyms = AcronymIndex(self._require_kb())
-        return find_acronym_matches([t.text for t in doc], self.surfaces, self._acronyms, k)
+        return find_acronym_matches(words, self.surfaces, self._acronyms, k)
 
     def _short_name_eligible(self, row: int) -> bool:
         """Places are not referred to by the last word of their name ("New York" is no "York")."""

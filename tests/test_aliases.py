@@ -297,3 +297,38 @@ def test_title_form_candidates_show_no_prior_or_that_of_a_name_match():
     for features in (priors[0], start[0, :, 1], end[0, :, 1]):
         assert features.tolist() == expected
     assert not start[0, :, [0, 2]].any()
+
+
+def test_find_matches_finds_exactly_the_spans_whose_surface_is_in_the_table():
+    """The pruned search against the definition: every span of at most max_length tokens, starting and ending on a
+    non-blank token, whose normalized text is a surface of the table (dict entries and titles found by index)."""
+    kb = KnowledgeBase([Entity("Q1", "San Jose, California", type="LOC"), Entity("Q2", "New York-based"),
+                        Entity("Q3", "St. Louis Cardinals", aliases=["Cardinals"]), Entity("Q4", "Louis"),
+                        Entity("q5", "q5"), *[Entity(t, t) for t in ("new york", "new york city", "ab cd ef gh",
+                                                                      "são paulo fc", "u.s. open")]])
+    prior = AliasTable({"st. louis": [("Q3", 0.4)], "new": [("Q2", 0.1)], "a": [("Q4", 0.2)]})
+    table = build_candidate_table(kb, prior, per_alias=10)
+    assert table._titles is not None  # some surfaces are only reachable through the title index
+    vocab = ["San", "SAN", "Jose", "JOSE", ",", "California", "New", "new", "York", "-", "based", "City", "St.",
+             "St", ".", "Louis", "Cardinals", "ab", "cd", "ef", "gh", "São", "Sao", "Paulo", "FC", "U.S.", "Open",
+             "a", "the", "\n", " ", "\t\n", "7"]
+    # a surface that goes on inside a word ("st" + "." of "st. louis") must not stop the span
+    cases = [(["St", ".", "Louis", "Cardinals"], [False, True, True, False]),
+             (["New", "York", "-", "based", "City"], [True, False, False, True, False]),
+             (["U.S.", "\n", "Open"], [False, False, True])]
+    rng = numpy.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 14))
+        cases.append(([vocab[i] for i in rng.integers(0, len(vocab), n)], [bool(b) for b in rng.integers(0, 2, n)]))
+    for words, spaces in cases:
+        n = len(words)
+        for max_length in (1, 3, 10):
+            expected = []
+            for start in range(n):
+                for end in range(start + 1, min(n, start + max_length) + 1):
+                    if words[start].strip() and words[end - 1].strip():
+                        text = "".join(w + (" " if sp else "") for w, sp in zip(words[start:end], spaces[start:end]))
+                        entry = table.get(normalize_surface(text))
+                        if entry is not None:
+                            expected.append((start, end, *entry))
+            assert find_matches(words, spaces, table, max_length) == expected, (words, spaces, max_length)

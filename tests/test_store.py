@@ -1,10 +1,11 @@
 import numpy
 import pytest
+import spacy
 import srsly
 
 from spacy_beer2.aliases import AliasTable
 from spacy_beer2.kb import load_kb
-from spacy_beer2.store import POPULARITY_SCALE, EntityStore
+from spacy_beer2.store import POPULARITY_SCALE, EntityStore, token_texts
 from spacy_beer2.type_imputation import impute_type_buckets
 
 
@@ -191,3 +192,10 @@ def test_title_only_entities_keep_no_type_as_title_dropout_shows_them(store, tmp
     titled.type_buckets()[title] = 0
     titled.impute_types_of(numpy.array([title]))
     assert titled.type_buckets()[title] == impute_type_buckets(store.vectors, store._kb_type_buckets())[title] > 0
+
+
+def test_token_texts_are_the_tokens_texts_and_trailing_spaces():
+    nlp = spacy.blank("en")
+    for text in ["", "x", "São  Paulo\n\nFC-based U.S. ", " \t", "Москва , 2:1"]:
+        doc = nlp(text)
+        assert token_texts(doc) == ([t.text for t in doc], [bool(t.whitespace_) for t in doc])
