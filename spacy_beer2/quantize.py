@@ -1,7 +1,8 @@
 """int8 dynamic quantization of a loaded pipeline, for faster CPU inference.
 
 Every PyTorch model the pipeline runs (the shared transformer, the linker's retriever and reader) gets its
-``nn.Linear`` layers replaced by int8 dynamically quantized ones: weights in int8, activations quantized on the fly.
+``nn.Linear`` layers replaced by int8 dynamically quantized ones: weights in int8 with a scale per output row
+(per channel: one scale per matrix cost twice the EL F1 on AIDA testa), activations quantized on the fly.
 It is an inference-time option applied after loading (quantized weights are not what training or ``to_disk``
 expect); the entity encoder is left as it is, so the KB vectors and the index do not change. Linear layers inside
 ``nn.TransformerEncoderLayer`` (the reader's fusion layer) stay in float: torch's encoder layer reads their
@@ -32,7 +33,7 @@ def quantize_int8(nlp: Language) -> int:
     """Quantize the pipeline's torch Linear layers in place (CPU only); returns how many were replaced."""
     import torch
     from torch import nn
-    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     replaced = 0
     for shim in _torch_shims(nlp):
@@ -46,7 +47,7 @@ def quantize_int8(nlp: Language) -> int:
             raise ValueError("int8 dynamic quantization runs on CPU only: load the pipeline without a GPU")
         with warnings.catch_warnings():  # torch announces a move of this API to torchao; it works in 2.x
             warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
-            shim._model = quantize_dynamic(model.eval(), {name: default_dynamic_qconfig for name in linears},
+            shim._model = quantize_dynamic(model.eval(), {name: per_channel_dynamic_qconfig for name in linears},
                                            dtype=torch.qint8)
         replaced += len(linears)
     return replaced
