@@ -127,8 +127,7 @@ class CandidateTable:
         stop growing a span as soon as it says no."""
         if self._openings is None:
             self._openings = HashBitmap(numpy.fromiter(
-                (hash(surface[:i]) for surface in self.surfaces() for i, c in enumerate(surface) if c == " "),
-                dtype="int64"))
+                (hash(opening) for surface in self.surfaces() for opening in _openings(surface)), dtype="int64"))
         return self._openings.may_contain(hash(surface))
 
     def surfaces(self) -> Iterator[str]:
@@ -158,6 +157,14 @@ class CandidateTable:
             if surface not in seen:
                 seen.add(surface)
                 yield surface, self[surface]
+
+
+def _openings(surface: str) -> Iterator[str]:
+    """The surface's leading words, each run shorter than the whole: "a b c" → "a", "a b"."""
+    space = surface.find(" ")
+    while space > 0:
+        yield surface[:space]
+        space = surface.find(" ", space + 1)
 
 
 def build_candidate_table(kb: KnowledgeBase, aliases: Optional[AliasTable], per_alias: int) -> CandidateTable:
