@@ -229,7 +229,8 @@ def build_candidate_table(kb: KnowledgeBase, aliases: Optional[AliasTable], per_
 def find_matches(words: Sequence[str], spaces: Sequence[bool], table: CandidateTable,
                  max_length: int) -> List[Match]:
     """Every span of at most ``max_length`` tokens whose surface (``normalize_surface`` of its text) is in
-    ``table``; spans never start or end on whitespace tokens.
+    ``table``; spans never start or end on a token that folds to nothing but whitespace (a space, a newline, a
+    lone combining accent).
 
     Each word is folded once and a span's surface grows by appending; once a word is followed by whitespace and no
     surface of the table goes on with the span's (``CandidateTable.continues``), no longer span from that start can
@@ -240,25 +241,23 @@ def find_matches(words: Sequence[str], spaces: Sequence[bool], table: CandidateT
     folded = [fold(word) for word in words]
     cores = [" ".join(text.split()) for text in folded]  # whitespace collapsed inside the word, "" for blank ones
     for start in range(n):
-        if not words[start].strip():
+        if not cores[start]:
             continue
         surface, gap = "", False  # gap: whitespace since the surface's last character
         for end in range(start + 1, min(n, start + max_length) + 1):
             i = end - 1
             text, core = folded[i], cores[i]
-            if core:
-                if surface and (gap or text[0].isspace()):
-                    surface += " "
-                surface += core
-                gap = spaces[i] or text[-1].isspace()
-            else:
+            if not core:
                 gap = gap or spaces[i] or bool(text)
-            if not words[i].strip():
                 continue
+            if surface and (gap or text[0].isspace()):
+                surface += " "
+            surface += core
+            gap = spaces[i] or text[-1].isspace()
             entry = table.get(surface)
             if entry is not None:
                 matches.append((start, end, entry[0], entry[1]))
-            if gap and surface and not table.continues(surface):
+            if gap and not table.continues(surface):
                 break
     return matches
 
