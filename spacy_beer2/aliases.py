@@ -131,10 +131,13 @@ class CandidateTable:
         return self._openings.may_contain(hash(surface))
 
     def surfaces(self) -> Iterator[str]:
-        """Every surface (a title's once per row that has it)."""
+        """Every surface: the dict's, then the title names found through the index (once per title entity)."""
         yield from self.entries
+        yield from self._title_surfaces()
+
+    def _title_surfaces(self) -> Iterator[str]:
         if self._titles is not None:
-            for row in self._titles.rows_by_hash:
+            for row in sorted(self._titles.rows_by_hash):
                 yield normalize_surface(self.kb.id(row))
 
     def __getitem__(self, surface: str) -> Entry:
@@ -147,13 +150,10 @@ class CandidateTable:
         return self.get(surface) is not None
 
     def items(self) -> Iterator[Tuple[str, Entry]]:
-        """Every surface and its entry (the dict's, then the title names found through the index)."""
+        """Every surface and its entry, once (see ``surfaces``)."""
         yield from self.entries.items()
-        if self._titles is None:
-            return
         seen = set()
-        for row in sorted(self._titles.rows_by_hash.tolist()):
-            surface = normalize_surface(self.kb.id(row))
+        for surface in self._title_surfaces():
             if surface not in seen:
                 seen.add(surface)
                 yield surface, self[surface]
