@@ -6,8 +6,9 @@
 #   bash scripts/ablate.sh OUT KB ALIASES TRANSFORMER GPU_ID STEPS EVAL_FREQUENCY PARALLEL [TIME_LIMIT_S]
 #
 # PARALLEL runs train side by side (one GPU has room for several; on 2 CPU cores use 1). TIME_LIMIT_S (0 = none)
-# stops a training, which then keeps its best checkpoint so far. Results: OUT/<run>/{train.log,threshold.json,
-# testa.json,testb.json}.
+# stops a training, which then keeps its best checkpoint so far. RUNS (environment, default all five) picks runs by
+# name, e.g. RUNS="no_priors fixed_candidates" to add rows to an earlier table. Results: OUT/<run>/{train.log,
+# threshold.json,testa.json,testb.json}.
 set -uo pipefail
 out=$1 kb=$2 aliases=$3 transformer=$4 gpu=$5 steps=$6 eval=$7 parallel=$8 limit=${9:-0}
 corpus=corpus/aida
@@ -42,7 +43,8 @@ ablate() {
 }
 
 failed=0
-for run in full no_span_retrieval no_alias_candidates no_priors fixed_candidates; do
+for run in ${RUNS:-full no_span_retrieval no_alias_candidates no_priors fixed_candidates}; do
+  [ -n "${settings[$run]+set}" ] || { echo "unknown run: $run" >&2; exit 2; }
   while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do wait -n || failed=1; done
   ablate "$run" &
 done

@@ -1,9 +1,10 @@
 """The linker's own warm time on a corpus, and the part of it spent matching aliases (best of 3 runs each).
 
-    python scripts/time_linker.py MODEL CORPUS.spacy
+    python scripts/time_linker.py MODEL CORPUS.spacy [PRECISION]
 
 The transformer runs once first; then the linker alone reads its output, so that changes to the linker are
-measured without the noise of the transformer's time (``benchmark`` measures the whole pipeline).
+measured without the noise of the transformer's time (``benchmark`` measures the whole pipeline). PRECISION
+(fp32, int8, bf16) is set after loading, as ``--precision`` does in the CLI.
 """
 
 import sys
@@ -12,6 +13,8 @@ from typing import Callable
 
 import spacy
 from spacy.tokens import DocBin
+
+from spacy_beer2.quantize import set_precision
 
 
 def best_of_3(run: Callable[[], object]) -> float:
@@ -23,8 +26,9 @@ def best_of_3(run: Callable[[], object]) -> float:
     return min(times)
 
 
-def main(model: str, corpus: str) -> None:
+def main(model: str, corpus: str, precision: str = "fp32") -> None:
     nlp = spacy.load(model)
+    set_precision(nlp, precision)
     texts = [doc.text for doc in DocBin().from_disk(corpus).get_docs(nlp.vocab)]
     linker = nlp.get_pipe("beer2_linker")
     docs = list(nlp.pipe(texts, batch_size=16, disable=[linker.name]))
@@ -35,4 +39,4 @@ def main(model: str, corpus: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

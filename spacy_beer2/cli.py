@@ -22,21 +22,25 @@ app = typer.Typer(name="spacy_beer2", help="BEER2 end-to-end entity linking for 
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-INT8_HELP = "Quantize the pipeline's Linear layers to int8 after loading (CPU inference; see quantize.py)"
+PRECISION_HELP = ("CPU inference precision, set after loading: fp32 (as trained), int8 (Linear layers quantized) "
+                  "or bf16 (the transformer in bfloat16, for CPUs with AMX or AVX512-BF16); see quantize.py")
 
 
-def _load(model, gpu_id: int, ctx: Optional[typer.Context] = None, int8: bool = False):
+def _load(model, gpu_id: int, ctx: Optional[typer.Context] = None, precision: str = "fp32"):
     import spacy
     from spacy.cli._util import parse_config_overrides
 
-    from .quantize import quantize_int8
+    from .quantize import check_precision, set_precision
 
+    try:
+        check_precision(precision)
+    except ValueError as err:
+        msg.fail(str(err), exits=1)
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     overrides = parse_config_overrides(list(ctx.args)) if ctx is not None else {}  # (it pops from the list)
     nlp = spacy.load(model, config=overrides)
-    if int8:
-        quantize_int8(nlp)
+    set_precision(nlp, precision)
     return nlp
 
 
@@ -191,7 +195,7 @@ def evaluate_cli(
     batch_size: int = typer.Option(16),
     prior_only: bool = typer.Option(False, "--prior-only", help="Baseline: keep the linker's spans, but link each "
                                     "to the argmax p(e|m) of its surface in the prior table"),
-    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
     train: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Training corpus: also break the "
                                          "errors down by whether the gold entity was seen in training"),
     recall_only: bool = typer.Option(False, "--recall-only", help="Only retriever Recall@K: the components before "
@@ -207,7 +211,7 @@ def evaluate_cli(
 
     from .scoring import error_breakdown, error_breakdown_by, score_el
 
-    nlp = _load(model, gpu_id, ctx, int8)
+    nlp = _load(model, gpu_id, ctx, precision)
     linker = _linker(nlp, required=recall_only)
     gold = _gold_docs(nlp, data, limit)
     start = time.perf_counter()
@@ -243,7 +247,7 @@ def evaluate_cli(
         metrics["gold_scores_by_prior"] = gold_scores(gold, links, linker.kb.id,
                                                       lambda span: prior_support(span, linker))
     metrics.update(docs=len(gold), words=words, seconds=seconds, words_per_second=words / seconds,
-                   data=str(data), model=str(model), overrides=" ".join(ctx.args), int8=int8)
+                   data=str(data), model=str(model), overrides=" ".join(ctx.args), precision=precision)
     msg.table({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in metrics.items()})
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -350,14 +354,14 @@ def link_cli(
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Also write the links as JSONL, one doc per line"),
     kb_url_template: str = typer.Option(WIKIPEDIA_URL, help="Where an entity's page is: {} is its (URL-quoted) id; "
                                         "an empty string for no links"),
-    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ) -> None:
     """Print the linked entities of a text, a file (one doc per line) or standard input; optionally write them as
     a displaCy page (KB links, scores and candidates on hover) and as JSONL."""
     from .corpus_linking import doc_links
     from .visualize import render_html
 
-    nlp = _load(model, -1, ctx, int8)
+    nlp = _load(model, -1, ctx, precision)
     if text is not None:
         texts = [text]
     else:
@@ -393,7 +397,7 @@ def link_corpus_cli(
     n_workers: int = typer.Option(2, help="Ray backend: actors, each with its own pipeline and one CPU"),
     ray_address: Optional[str] = typer.Option(None, help="Ray backend: the cluster to join ('auto' for the "
                                               "running one; default: start a local one)"),
-    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ) -> None:
     """Link a whole JSONL corpus; a rerun after an interruption resumes where it stopped (shards in OUT.parts/)."""
     from tqdm import tqdm
@@ -405,7 +409,7 @@ def link_corpus_cli(
         with tqdm(unit="doc", desc="Linking") as bar:
             stats = link_corpus(model, input_path, output, text_field=text_field, shard_size=shard_size,
                                 batch_size=batch_size, n_process=n_process, backend=backend, n_workers=n_workers,
-                                ray_address=ray_address, int8=int8, progress=bar)
+                                ray_address=ray_address, precision=precision, progress=bar)
     except (CorpusError, ValueError, ImportError) as err:
         msg.fail(str(err), exits=1)
     resumed = f" ({stats['shards_skipped']} of {stats['shards']} shards were already done)" \
@@ -424,7 +428,7 @@ def benchmark_cli(
     batch_size: int = typer.Option(16),
     lengths: str = typer.Option("", help="Also time single docs of these word counts (comma-separated), made of "
                                 "the corpus's text: ms per word of each component, as the length grows"),
-    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
 ) -> None:
     """Whole-pipeline wall time from a cold start (load included), words/s and peak memory; then, warm, the same
     texts through the shared transformer alone (the linker's overhead) and the per-length rate."""
@@ -433,7 +437,7 @@ def benchmark_cli(
     import torch
 
     start = time.perf_counter()
-    nlp = _load(model, gpu_id, ctx, int8)
+    nlp = _load(model, gpu_id, ctx, precision)
     loaded = time.perf_counter()
     texts = [doc.text for doc in _gold_docs(nlp, data, 0)]
     words = sum(len(nlp.make_doc(t)) for t in texts)
@@ -467,7 +471,7 @@ def benchmark_cli(
         "peak_rss_mb_after_length": peak_by_length, "peak_rss_mb": _peak_rss_mb(),
         "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
         + (f", GPU {torch.cuda.get_device_name(0)}" if gpu_id >= 0 else ", CPU only"),
-        "data": str(data), "model": str(model), "overrides": " ".join(ctx.args), "int8": int8,
+        "data": str(data), "model": str(model), "overrides": " ".join(ctx.args), "precision": precision,
     }
     msg.table({k: f"{v:.2f}" if isinstance(v, float) else v for k, v in metrics.items()})
     if output:

@@ -122,17 +122,20 @@ def write_part(parts: Path, shard: Shard, records: Iterable[Dict[str, Any]]) -> 
 
 def link_corpus(model: Union[str, Path], input_path: Union[str, Path], output: Union[str, Path], *,
                 text_field: str = "text", shard_size: int = 1000, batch_size: int = 16, n_process: int = 1,
-                backend: str = "local", n_workers: int = 2, ray_address: Optional[str] = None, int8: bool = False,
-                progress: Any = None) -> Dict[str, int]:
+                backend: str = "local", n_workers: int = 2, ray_address: Optional[str] = None,
+                precision: str = "fp32", progress: Any = None) -> Dict[str, int]:
     """Link every record of ``input_path`` into ``output`` (JSONL, input order), resuming from ``OUT.parts/``.
 
-    ``model`` is a pipeline directory or an installed package name (``int8``: quantized after loading, see
+    ``model`` is a pipeline directory or an installed package name (``precision``: set after loading, see
     ``quantize.py``). ``progress`` (a tqdm bar) gets the total and
     the records of each shard as it is done. Returns the counts of records, links and shards (and those skipped as
     already done) and the wall time (pipeline loading included).
     """
+    from .quantize import check_precision
+
     if backend not in ("local", "ray"):
         raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+    check_precision(precision)  # before any shard is planned or a Ray worker started
     started = time.perf_counter()
     shards = plan_shards(input_path, text_field, shard_size)
     parts = parts_dir(output)
@@ -142,27 +145,27 @@ def link_corpus(model: Union[str, Path], input_path: Union[str, Path], output: U
         progress.reset(total=sum(s.n_records for s in shards))
         progress.update(sum(s.n_records for s in shards) - sum(s.n_records for s in todo))
     if todo and backend == "local":
-        nlp = load_pipeline(model, int8)
+        nlp = load_pipeline(model, precision)
         for shard in todo:
             write_part(parts, shard, link_records(nlp, read_shard(input_path, shard, text_field), text_field,
                                                   batch_size, n_process))
             if progress is not None:
                 progress.update(shard.n_records)
     elif todo:
-        _link_with_ray(model, input_path, parts, todo, text_field, batch_size, n_workers, ray_address, int8, progress)
+        _link_with_ray(model, input_path, parts, todo, text_field, batch_size, n_workers, ray_address, precision,
+                       progress)
     n_links = _join_parts(parts, shards, output)
     return {"records": sum(s.n_records for s in shards), "links": n_links, "shards": len(shards),
             "shards_skipped": len(shards) - len(todo), "seconds": round(time.perf_counter() - started, 2)}
 
 
-def load_pipeline(model: Union[str, Path], int8: bool = False) -> Language:
+def load_pipeline(model: Union[str, Path], precision: str = "fp32") -> Language:
     import spacy
 
-    from .quantize import quantize_int8
+    from .quantize import set_precision
 
     nlp = spacy.load(model)
-    if int8:
-        quantize_int8(nlp)
+    set_precision(nlp, precision)
     return nlp
 
 
@@ -185,11 +188,11 @@ def _join_parts(parts: Path, shards: List[Shard], output: Union[str, Path]) -> i
 class ShardLinker:
     """A Ray Data actor: loads the pipeline once, then links and writes whole shards."""
 
-    def __init__(self, model: str, input_path: str, parts: str, text_field: str, batch_size: int, int8: bool):
+    def __init__(self, model: str, input_path: str, parts: str, text_field: str, batch_size: int, precision: str):
         import torch
 
         torch.set_num_threads(1)
-        self.nlp = load_pipeline(model, int8)
+        self.nlp = load_pipeline(model, precision)
         self.input_path, self.parts = input_path, Path(parts)
         self.text_field, self.batch_size = text_field, batch_size
 
@@ -205,7 +208,7 @@ class ShardLinker:
 
 
 def _link_with_ray(model: Union[str, Path], input_path: Union[str, Path], parts: Path, todo: List[Shard],
-                   text_field: str, batch_size: int, n_workers: int, ray_address: Optional[str], int8: bool,
+                   text_field: str, batch_size: int, n_workers: int, ray_address: Optional[str], precision: str,
                    progress: Any) -> None:
     try:
         import ray
@@ -219,7 +222,7 @@ def _link_with_ray(model: Union[str, Path], input_path: Union[str, Path], parts:
         fn_constructor_kwargs={"model": str(Path(model).resolve()) if Path(model).exists() else str(model),
                                "input_path": str(Path(input_path).resolve()),
                                "parts": str(parts.resolve()), "text_field": text_field, "batch_size": batch_size,
-                               "int8": int8},
+                               "precision": precision},
     )
     for row in linked.iter_rows():
         if progress is not None:

@@ -40,8 +40,10 @@ class EntityEncoder:
     def width(self) -> int:
         return int(self.transformer.config.hidden_size)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 128, progress: bool = True) -> numpy.ndarray:
-        """Mean-pooled, L2-normalised vectors, one row per text, computed in length-sorted batches."""
+    def encode(self, texts: Sequence[str], batch_size: int = 128, progress: bool = True,
+               bfloat16: bool = False) -> numpy.ndarray:
+        """Mean-pooled, L2-normalised vectors, one row per text, computed in length-sorted batches (``bfloat16``:
+        under bf16 autocast, several times faster on CPUs with AMX or AVX512-BF16, for KBs of millions)."""
         import torch
 
         vectors = numpy.zeros((len(texts), self.width), dtype="float32")
@@ -49,7 +51,7 @@ class EntityEncoder:
         device = next(self.transformer.parameters()).device
         batches = tqdm(range(0, len(order), batch_size), desc="Encoding entities", unit="batch", mininterval=5.0,
                        disable=not progress or len(order) <= batch_size)
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
             for start in batches:
                 rows = order[start : start + batch_size]
                 enc = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,

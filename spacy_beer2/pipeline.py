@@ -96,6 +96,7 @@ KEPT_CANDIDATES = "beer2_candidates"
         "overwrite": True,
         "n_alternatives": 5,
         "entity_batch_size": 128,
+        "encode_bfloat16": False,
         "learn_rate": 5e-4,
         "scorer": {"@scorers": "spacy-beer2.el_scorer.v1"},
     },
@@ -136,6 +137,7 @@ def make_beer2_linker(
     overwrite: bool,
     n_alternatives: int,
     entity_batch_size: int,
+    encode_bfloat16: bool,
     learn_rate: Optional[float],
     scorer: Optional[Callable],
 ) -> "Beer2Linker":
@@ -187,6 +189,7 @@ class Beer2Linker(TrainablePipe):
         overwrite: bool,
         n_alternatives: int,
         entity_batch_size: int,
+        encode_bfloat16: bool,
         learn_rate: Optional[float],
         scorer: Optional[Callable] = score_el,
     ) -> None:
@@ -241,7 +244,7 @@ class Beer2Linker(TrainablePipe):
         self.learn_rate = learn_rate
         self.cfg: Dict[str, Any] = {"input_width": None}  # learned: the width of the shared transformer
         self.store = EntityStore(index_factory, entity_batch_size, n_alias_entities, index_params, impute_types,
-                                 impute_title_types)
+                                 impute_title_types, encode_bfloat16)
         self._updates_since_refresh: Optional[int] = None  # None: the index matches the weights
         # training only (not saved): in how many training docs each (surface, entity) pair is a gold mention
         self._pair_docs: Dict[Tuple[str, int], int] = {}

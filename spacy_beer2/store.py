@@ -46,7 +46,8 @@ def token_texts(doc: Doc) -> Tuple[List[str], List[bool]]:
 
 class EntityStore:
     def __init__(self, index_factory: str = "Flat", entity_batch_size: int = 128, n_alias_entities: int = 10,
-                 index_params: str = "", impute_types: bool = True, impute_title_types: bool = False):
+                 index_params: str = "", impute_types: bool = True, impute_title_types: bool = False,
+                 encode_bfloat16: bool = False):
         self.kb: Optional[KnowledgeBase] = None
         self.aliases: Optional[AliasTable] = None
         self._encoder = None  # EntityEncoder
@@ -55,6 +56,7 @@ class EntityStore:
         self.vectors: Optional[numpy.ndarray] = None
         self.index = EntityIndex(index_factory, index_params)
         self.entity_batch_size = entity_batch_size
+        self.encode_bfloat16 = encode_bfloat16
         self.n_alias_entities = n_alias_entities
         self._surfaces: Optional[CandidateTable] = None
         self._name_parts: Optional[Tuple[NamePartIndex, NamePartIndex]] = None
@@ -101,9 +103,11 @@ class EntityStore:
         if aliases is not None:
             self.aliases = aliases if isinstance(aliases, AliasTable) else AliasTable.load(aliases)
         if work_dir is None:
-            self.vectors = self.encoder.encode(self.kb.texts(), batch_size=self.entity_batch_size)
+            self.vectors = self.encoder.encode(self.kb.texts(), batch_size=self.entity_batch_size,
+                                               bfloat16=self.encode_bfloat16)
         else:
-            self.vectors = encode_in_shards(self.encoder, self.kb, Path(work_dir), self.entity_batch_size)
+            self.vectors = encode_in_shards(self.encoder, self.kb, Path(work_dir), self.entity_batch_size,
+                                            bfloat16=self.encode_bfloat16)
         self._surfaces = self._name_parts = self._acronyms = None
         self._table = None
         self._title_vectors = None
@@ -236,7 +240,8 @@ class EntityStore:
             richer = [row for row, ent in kb.rich() if ent.text() != ent.name]
             if richer:
                 vectors[richer] = self.encoder.encode([kb[row].name for row in richer],
-                                                      batch_size=self.entity_batch_size)
+                                                      batch_size=self.entity_batch_size,
+                                                      bfloat16=self.encode_bfloat16)
             self._title_vectors = vectors
         return self._title_vectors
 
@@ -337,7 +342,7 @@ class EntityStore:
 
 
 def encode_in_shards(encoder: "EntityEncoder", kb: KnowledgeBase, work_dir: Path, batch_size: int,
-                     shard_size: int = 65_536) -> numpy.ndarray:
+                     shard_size: int = 65_536, bfloat16: bool = False) -> numpy.ndarray:
     """The KB's base vectors, encoded ``shard_size`` entities at a time into ``work_dir/vectors.npy`` (float16,
     memory-mapped), with a progress bar. Each finished shard is recorded in ``work_dir/progress.json``, so an
     interrupted run resumes where it stopped; a work dir made for another KB or encoder is refused."""
@@ -366,7 +371,8 @@ def encode_in_shards(encoder: "EntityEncoder", kb: KnowledgeBase, work_dir: Path
             if start in done:
                 continue
             end = min(len(kb), start + shard_size)
-            vectors[start:end] = encoder.encode(kb.texts(start, end), batch_size=batch_size, progress=False)
+            vectors[start:end] = encoder.encode(kb.texts(start, end), batch_size=batch_size, progress=False,
+                                                bfloat16=bfloat16)
             vectors.flush()
             done.add(start)
             srsly.write_json(progress_file, {"kb": fingerprint, "done": sorted(done)})

@@ -106,9 +106,11 @@ def test_evaluate_link_and_set_kb_on_a_trained_pipeline(tmp_path, corpus_path, k
 def test_benchmark_reports_the_linker_overhead_and_per_length_costs(trained, tmp_path, corpus_path):
     _, _, _, path = trained
     out = tmp_path / "bench.json"
-    result = runner.invoke(app, ["benchmark", str(path), str(corpus_path), "--lengths", "50,200", "-o", str(out)])
+    result = runner.invoke(app, ["benchmark", str(path), str(corpus_path), "--lengths", "50,200", "-o", str(out),
+                                 "--precision", "bf16"])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
+    assert data["precision"] == "bf16"
     nlp = spacy.blank("en")
     assert data["docs"] == 6 and data["words"] == sum(len(nlp(json.loads(line)["text"]))
                                                       for line in corpus_path.read_text().splitlines())
@@ -118,6 +120,11 @@ def test_benchmark_reports_the_linker_overhead_and_per_length_costs(trained, tmp
     assert list(peaks) == ["50", "200"] and peaks["50"] <= peaks["200"] <= data["peak_rss_mb"]
     assert data["warm_pipe_seconds"] > data["warm_transformer_alone_seconds"] > 0  # the linker costs on top
     assert 0 < data["pipe_seconds"] and data["load_seconds"] + data["pipe_seconds"] <= data["total_seconds"]
+
+
+def test_an_unknown_precision_fails_with_the_choices(trained):
+    result = runner.invoke(app, ["link", str(trained[3]), "Some text.", "--precision", "fp16"])
+    assert result.exit_code == 1 and "unknown precision 'fp16': use one of fp32, int8, bf16" in result.output
 
 
 def test_config_overrides_after_the_arguments_reach_the_loaded_pipeline(trained, corpus_path, tmp_path):

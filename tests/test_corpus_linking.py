@@ -42,6 +42,13 @@ def test_a_bad_line_stops_the_job_before_linking_with_file_and_line(tmp_path, li
         plan_shards(path, "body", 10)
 
 
+def test_an_unknown_precision_stops_the_job_before_any_shard(trained, corpus, tmp_path):
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        link_corpus(trained[3], corpus, out, text_field="body", precision="fp16")
+    assert not parts_dir(out).exists() and not out.exists()
+
+
 def test_linking_a_corpus_keeps_every_record_in_order_with_its_links(trained, corpus, tmp_path):
     nlp, _, _, model = trained
     out = tmp_path / "out.jsonl"

@@ -33,3 +33,20 @@ def test_the_encoder_is_a_frozen_copy(encoder):
     assert not torch.equal(next(copy.transformer.parameters()), next(encoder.transformer.parameters()))  # ... not it
     restored = EntityEncoder.from_bytes(copy.to_bytes())
     assert restored.encode(["Paris"], progress=False) == pytest.approx(copy.encode(["Paris"], progress=False), abs=1e-6)
+
+
+def test_bfloat16_encoding_computes_in_bf16_and_stays_close_to_float32(encoder):
+    import torch
+
+    texts = ["Paris ; location", "Michael Jordan ; person ; american basketball player", "Seine", "Amman"]
+    exact = encoder.encode(texts, progress=False)
+    linear = next(m for m in encoder.transformer.modules() if isinstance(m, torch.nn.Linear))
+    dtypes = []
+    hook = linear.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    try:
+        fast = encoder.encode(texts, progress=False, bfloat16=True)
+    finally:
+        hook.remove()
+    assert set(dtypes) == {torch.bfloat16}
+    assert fast.dtype == numpy.float32 and not numpy.array_equal(fast, exact)
+    assert (fast * exact).sum(1).min() > 0.99  # cosine: both are unit vectors

@@ -106,6 +106,17 @@ def test_encoding_in_shards_resumes_after_an_interruption_and_refuses_another_kb
         encode_in_shards(encoder, other, tmp_path / "work", batch_size=4, shard_size=3)
 
 
+@pytest.mark.parametrize("sharded", [False, True])
+def test_encode_bfloat16_reaches_every_kb_encoding(store, kb_path, tmp_path, sharded):
+    store.encode_bfloat16 = True
+    real_encode, precisions = store.encoder.encode, []
+    store.encoder.encode = lambda texts, **kwargs: precisions.append(kwargs.get("bfloat16")) or real_encode(texts,
+                                                                                                          **kwargs)
+    store.set_kb(kb_path, work_dir=tmp_path / "work" if sharded else None)
+    store.title_vectors()
+    assert len(precisions) >= 2 and set(precisions) == {True}
+
+
 def kb_path_with(tmp_path, records):
     srsly.write_jsonl(tmp_path / "other.jsonl", records)
     return tmp_path / "other.jsonl"

@@ -64,3 +64,41 @@ def test_training_still_runs_one_pass_per_batch(make_nlp):
     finally:
         hook.remove()
     assert max(rows) > 1
+
+
+def _autocast_of_each_pass(nlp, run):
+    """Whether each forward pass of the HF model ran under bf16 CPU autocast, and the dtype its first Linear layer
+    computed in."""
+    hf_model = nlp.get_pipe("transformer").model.transformer
+    linear = next(m for m in hf_model.modules() if isinstance(m, torch.nn.Linear))
+    passes = []
+    hook = linear.register_forward_hook(
+        lambda module, args, out: passes.append((torch.is_autocast_enabled("cpu")
+                                                 and torch.get_autocast_dtype("cpu") == torch.bfloat16, out.dtype)))
+    try:
+        result = run()
+    finally:
+        hook.remove()
+    return passes, result
+
+
+def test_mixed_precision_on_cpu_trains_and_reads_in_bfloat16_with_float32_weights(make_nlp):
+    from conftest import train
+
+    nlp, examples, optimizer = make_nlp(**{"components.transformer.model.mixed_precision": True})
+    passes, history = _autocast_of_each_pass(nlp, lambda: train(nlp, examples, optimizer, steps=8))
+    assert passes and set(passes) == {(True, torch.bfloat16)}
+    assert history[-1] < history[0]  # it learns
+    hf_model = nlp.get_pipe("transformer").model.transformer
+    assert {p.dtype for p in hf_model.parameters()} == {torch.float32}  # the weights the optimizer updates
+    passes, doc = _autocast_of_each_pass(nlp, lambda: nlp(examples[0].reference.text))
+    assert set(passes) == {(True, torch.bfloat16)}
+    assert doc._.trf_data.model_output.last_hidden_state.dtype == numpy.float32
+
+
+def test_without_mixed_precision_the_transformer_runs_in_float32(make_nlp):
+    from conftest import train
+
+    nlp, examples, optimizer = make_nlp()
+    passes, _ = _autocast_of_each_pass(nlp, lambda: train(nlp, examples, optimizer, steps=1))
+    assert set(passes) == {(False, torch.float32)}
