@@ -23,7 +23,7 @@ OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 PRECISION_HELP = ("CPU inference precision, set after loading: fp32 (as trained), int8 (Linear layers quantized) "
-                  "or bf16 (the transformer in bfloat16, for CPUs with AMX or AVX512-BF16); see quantize.py")
+                  "or bf16 (the transformers in bfloat16, for CPUs with AMX or AVX512-BF16); see quantize.py")
 
 
 def _load(model, gpu_id: int, ctx: Optional[typer.Context] = None, precision: str = "fp32"):
