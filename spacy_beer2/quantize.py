@@ -75,7 +75,7 @@ def cast_bfloat16(nlp: Language) -> int:
     linker read. The rest of the linker stays in float32: its link scores are products of probabilities compared
     with a threshold of the order of 0.005, and the whole linker in bf16 cost 0.85 EL F1 on AIDA testa where the
     transformers alone in bf16 cost nothing (README). Worth it only on CPUs with bf16 units (AMX, AVX512-BF16;
-    warned otherwise): elsewhere bf16 is emulated and slow.
+    warned otherwise): elsewhere torch emulates bf16, which is expected to be slower than float32.
     """
     import torch
     from torch import nn
