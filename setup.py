@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="spacy-beer2",
-    version="0.10.0",
+    version="0.11.0",
     description="BEER2 end-to-end entity linking (joint dense retriever + reader) as a spaCy component",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf8"),
     long_description_content_type="text/markdown",
@@ -34,7 +34,8 @@ setup(
     },
     entry_points={
         "spacy_factories": ["beer2_linker = spacy_beer2.pipeline:make_beer2_linker"],
-        "spacy_architectures": ["spacy-beer2.Beer2Model.v1 = spacy_beer2.model:build_beer2_model",
+        "spacy_architectures": ["spacy-beer2.Beer2Model.v1 = spacy_beer2.model:build_beer2_model_v1",
+                                "spacy-beer2.Beer2Model.v2 = spacy_beer2.model:build_beer2_model",
                                 "spacy-beer2.TransformerModel.v1 = spacy_beer2.transformer:create_transformer_model"],
         "spacy_scorers": ["spacy-beer2.el_scorer.v1 = spacy_beer2.scoring:make_el_scorer"],
         "spacy_misc": ["spacy-beer2.transformer_path.v1 = spacy_beer2.util:make_transformer_path",

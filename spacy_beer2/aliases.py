@@ -356,11 +356,17 @@ def name_words(text: str) -> List[str]:
     return fold(text).replace(",", " ").split()
 
 
+def entity_name_words(name: str) -> List[str]:
+    """The words of an entity's name as a mention's surface is compared with them: ``name_words`` without the
+    name's "(...)" qualifier."""
+    return name_words(_QUALIFIER.sub("", name))
+
+
 def name_relation(surface: str, name: str) -> str:
     """How a mention's surface stands to its entity's name: "name" (the same words), "name_start" ("Belgium" of
     "Belgium national football team"), "name_end" ("Hollioake" of "Adam Hollioake") or "other" ("Dutch" of
     "Netherlands"); the name's "(...)" qualifier is dropped first."""
-    words, name_part = name_words(surface), name_words(_QUALIFIER.sub("", name))
+    words, name_part = name_words(surface), entity_name_words(name)
     if not words:
         return "other"
     if words == name_part:
@@ -389,12 +395,12 @@ def find_name_part_matches(words: Sequence[str], spaces: Sequence[bool], starts:
             continue
         seen: Dict[str, Tuple[int, ...]] = {}
         for anchor in range(n):
-            if not _name_like(words[anchor]):
+            if not name_like(words[anchor]):
                 continue
             for length in range(1, min(max_length, n - anchor if forward else anchor + 1) + 1):
                 start, end = (anchor, anchor + length) if forward else (anchor - length + 1, anchor + 1)
                 new = end - 1 if forward else start  # the token this length added
-                if not _name_like(words[new]):
+                if not name_like(words[new]):
                     continue
                 surface = "".join(w + (" " if sp else "") for w, sp in zip(words[start:end], spaces[start:end]))
                 rows = seen.get(surface)
@@ -408,7 +414,8 @@ def find_name_part_matches(words: Sequence[str], spaces: Sequence[bool], starts:
     return [(start, end, tuple(rows), (0.0,) * len(rows)) for (start, end), rows in sorted(found.items())]
 
 
-def _name_like(word: str) -> bool:
+def name_like(word: str) -> bool:
+    """Whether a token can begin or end a name: capitalised, or a number."""
     return word[:1].isupper() or word[:1].isdigit()
 
 
@@ -417,7 +424,7 @@ def _name_like(word: str) -> bool:
 # (and every title-only KB) lacks: on ACE2004 with a swapped KB, "AFP" for Agence France-Presse is 15 of the 257
 # gold mentions. An unknown all-capitals token is matched to the entities whose name's initials it spells.
 
-_MINOR_WORDS = frozenset({"a", "an", "and", "at", "de", "der", "des", "di", "du", "for", "in", "la", "le", "of", "on",
+MINOR_WORDS = frozenset({"a", "an", "and", "at", "de", "der", "des", "di", "du", "for", "in", "la", "le", "of", "on",
                           "the", "to", "und", "&"})
 MAX_ACRONYM = 6
 
@@ -427,10 +434,10 @@ def acronyms(name: str) -> List[str]:
     "Voice of America" → ["voa", "va"]; none for a single word or more than ``MAX_ACRONYM`` words."""
     head = unqualified(name)  # "Gainesville, Florida": the qualifier is no part of the initials
     words = [w for w in re.split(r"[\s\-/,.]+", normalize_surface(head)) if w[:1].isalpha()]
-    while words and words[0] in _MINOR_WORDS:  # "The Associated Press" is "AP"; "at folsom prison" no "AFP"
+    while words and words[0] in MINOR_WORDS:  # "The Associated Press" is "AP"; "at folsom prison" no "AFP"
         words = words[1:]
     keys = []
-    for kept in (words, [w for w in words if w not in _MINOR_WORDS]):
+    for kept in (words, [w for w in words if w not in MINOR_WORDS]):
         key = "".join(w[0] for w in kept)
         if 2 <= len(kept) <= MAX_ACRONYM and key.isascii() and key not in keys:
             keys.append(key)
@@ -478,6 +485,11 @@ class AcronymIndex:
         return tuple(self.rows[lo : min(hi, lo + k)].tolist())
 
 
+def is_acronym(word: str) -> bool:
+    """Whether a token is written as an initialism: 2 to ``MAX_ACRONYM`` capital ASCII letters."""
+    return 2 <= len(word) <= MAX_ACRONYM and word.isascii() and word.isalpha() and word.isupper()
+
+
 def find_acronym_matches(words: Sequence[str], table: CandidateTable, index: AcronymIndex, k: int) -> List[Match]:
     """Every all-capitals token of 2 to ``MAX_ACRONYM`` letters that the candidate table does not know, with at
     most ``k`` entities whose name it abbreviates, each at the p(e|m) of a name nobody else has (1): spread
@@ -485,7 +497,7 @@ def find_acronym_matches(words: Sequence[str], table: CandidateTable, index: Acr
     found: List[Match] = []
     seen: Dict[str, Tuple[int, ...]] = {}
     for i, word in enumerate(words):
-        if not (2 <= len(word) <= MAX_ACRONYM and word.isascii() and word.isalpha() and word.isupper()):
+        if not is_acronym(word):
             continue
         surface = word.lower()
         rows = seen.get(surface)

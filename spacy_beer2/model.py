@@ -19,7 +19,7 @@ from thinc.api import Model
 from thinc.types import Floats2d
 
 
-@registry.architectures("spacy-beer2.Beer2Model.v1")
+@registry.architectures("spacy-beer2.Beer2Model.v2")
 def build_beer2_model(
     tok2vec: Model[List[Doc], List[Floats2d]],
     window_size: int = 32,
@@ -29,12 +29,15 @@ def build_beer2_model(
     reader_heads: int = 4,
     reader_layers: int = 1,
     dropout: float = 0.1,
+    name_evidence: bool = True,
 ) -> Model[List[Doc], "TokenStates"]:
     """BEER2's joint retriever-reader over the token states of a (shared) transformer listener.
 
     window_size, window_stride: the text windows (in tokens) that are queried and read.
     max_span_length: the longest mention, in tokens.
     reader_width, reader_heads, reader_layers: the fusion transformer that reads all candidates of a window at once.
+    name_evidence: the reader also sees where the window writes each candidate's name, or its first or last words
+        (see name_evidence.py).
     """
     if window_stride < 1 or window_stride > window_size:
         raise ValueError(f"window_stride must be in 1..window_size, got {window_stride}")
@@ -53,9 +56,26 @@ def build_beer2_model(
                 "reader_heads": reader_heads,
                 "reader_layers": reader_layers,
                 "dropout": dropout,
+                "name_evidence": name_evidence,
             }
         },
     )
+
+
+@registry.architectures("spacy-beer2.Beer2Model.v1")
+def build_beer2_model_v1(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    window_size: int = 32,
+    window_stride: int = 16,
+    max_span_length: int = 10,
+    reader_width: int = 256,
+    reader_heads: int = 4,
+    reader_layers: int = 1,
+    dropout: float = 0.1,
+) -> Model[List[Doc], "TokenStates"]:
+    """``Beer2Model.v2`` without name evidence: the architecture of pipelines trained before v0.11."""
+    return build_beer2_model(tok2vec, window_size, window_stride, max_span_length, reader_width, reader_heads,
+                             reader_layers, dropout, name_evidence=False)
 
 
 def build_module(model: Model, input_width: int) -> None:

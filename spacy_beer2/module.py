@@ -12,7 +12,7 @@ Golds are (start, end-exclusive, KB row) token spans per doc; row -1 marks NIL o
 
 import random
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 import torch
@@ -22,6 +22,7 @@ from . import losses
 from .aliases import DocMatches, prior_features, show_title_priors, window_alias_rows
 from .decoding import Link, window_links
 from .index import EntityIndex
+from .name_evidence import DocNames, NameKey, name_features
 from .reader import Reader
 from .retriever import Retriever, merge_candidates, propose_spans, split_titles
 from .targets import Gold, mention_targets, nil_candidates, reader_targets, valid_spans
@@ -56,6 +57,7 @@ class EntityTable:
     index: EntityIndex
     titles: Optional[torch.Tensor] = None  # (N, H) base vectors of the names alone (training with title_dropout)
     is_title: Optional[numpy.ndarray] = None  # (N,) bool, on the CPU: the entity is nothing but a title
+    name_keys: Optional[Callable[[int], Tuple[Tuple[int, NameKey], ...]]] = None  # see name_evidence.name_keys
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Batch:
     spans: List[torch.Tensor]  # per doc (P, 2) start, end-inclusive
     span_queries: List[torch.Tensor]  # per doc (P, H)
     matches: List[DocMatches]  # per doc, the alias table's matches
+    names: Optional[List[DocNames]]  # per doc, its name-like spans (a reader with name evidence)
     candidates: Optional[torch.Tensor] = field(default=None)  # (W, C) KB rows, -1 = padding
 
 
@@ -83,18 +86,23 @@ class ReaderOutput:
 
 class Beer2Module(nn.Module):
     def __init__(self, input_width: int, window_size: int, window_stride: int, max_span_length: int,
-                 reader_width: int, reader_heads: int, reader_layers: int, dropout: float):
+                 reader_width: int, reader_heads: int, reader_layers: int, dropout: float,
+                 name_evidence: bool = False):
         super().__init__()
         self.window_size = window_size
         self.window_stride = window_stride
         self.max_span_length = max_span_length
         self.retriever = Retriever(input_width, max_span_length, dropout)
-        self.reader = Reader(input_width, reader_width, reader_heads, reader_layers, window_size, dropout)
+        self.reader = Reader(input_width, reader_width, reader_heads, reader_layers, window_size, dropout,
+                             name_evidence)
 
     # -- retriever side --------------------------------------------------------------------------------------------
     def prepare(self, states: Sequence[torch.Tensor], matches: Sequence[DocMatches], settings: RetrievalSettings,
-                golds: Optional[Sequence[Gold]] = None) -> Batch:
-        """Windows, window queries, mention scores and span queries of a batch of docs."""
+                golds: Optional[Sequence[Gold]] = None, names: Optional[Sequence[DocNames]] = None) -> Batch:
+        """Windows, window queries, mention scores and span queries of a batch of docs (``names``: each doc's
+        ``DocNames``, which a reader with name evidence needs)."""
+        if self.reader.name_evidence and names is None:
+            raise ValueError("this reader weighs name evidence: give prepare() the docs' DocNames")
         device = self.retriever.log_scale.device
         width = self.retriever.window_adapter.hidden.in_features
         # the listener gives an empty doc a (0, 0) array
@@ -123,7 +131,7 @@ class Beer2Module(nn.Module):
             spans.append(span_tensor)
             span_queries.append(self.retriever.span_queries(doc_states, span_tensor))
         return Batch(len(states), windows, window_tokens, flat, self.retriever.window_queries(flat, window_tokens),
-                     span_logits, spans, span_queries, list(matches))
+                     span_logits, spans, span_queries, list(matches), None if names is None else list(names))
 
     def retrieve(self, batch: Batch, table: EntityTable, settings: RetrievalSettings,
                  golds: Optional[Sequence[Gold]] = None,
@@ -226,6 +234,12 @@ class Beer2Module(nn.Module):
             if titled.any():
                 show_title_priors(priors, start_priors, end_priors, titled.cpu().numpy(),
                                   numpy.random.random_sample(titled.shape) < settings.title_match_prior)
+        if self.reader.name_evidence:
+            names, start_names, end_names = name_features(batch.names, batch.windows[windows], rows.cpu().numpy(),
+                                                          table.name_keys, self.window_size)
+            priors = numpy.concatenate([priors, names], axis=-1)
+            start_priors = numpy.concatenate([start_priors, start_names], axis=-1)
+            end_priors = numpy.concatenate([end_priors, end_names], axis=-1)
         features = torch.cat([
             torch.stack([torch.einsum("wch,wh->wc", cands, queries), popularity], dim=-1),
             torch.as_tensor(priors, device=device),

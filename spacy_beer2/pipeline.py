@@ -26,6 +26,7 @@ from .corpus import NIL
 from .decoding import Link, resolve
 from .kb import KnowledgeBase
 from .model import build_module, get_module, set_module_dropout
+from .name_evidence import DocNames
 from .scoring import CANDIDATES, SCORE, score_el
 from .store import EntityStore, token_texts
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL_CONFIG = """
 [model]
-@architectures = "spacy-beer2.Beer2Model.v1"
+@architectures = "spacy-beer2.Beer2Model.v2"
 window_size = 32
 window_stride = 16
 max_span_length = 10
@@ -42,6 +43,7 @@ reader_width = 256
 reader_heads = 4
 reader_layers = 1
 dropout = 0.1
+name_evidence = true
 
 [model.tok2vec]
 @architectures = "spacy-transformers.TransformerListener.v1"
@@ -377,6 +379,12 @@ class Beer2Linker(TrainablePipe):
             out.append(matches.plus(parts + self.store.acronym_matches(words, self.acronym_candidates)))
         return out
 
+    def _names(self, docs: List[Doc]) -> Optional[List[DocNames]]:
+        """The docs' name-like spans, for a reader that weighs name evidence (else None)."""
+        if not get_module(self.model).reader.name_evidence:
+            return None
+        return [DocNames(token_texts(doc)[0], self.max_span_length) for doc in docs]
+
     # -- training --------------------------------------------------------------------------------------------------
     def update(
         self,
@@ -406,7 +414,8 @@ class Beer2Linker(TrainablePipe):
         states, backprop = self.model.begin_update(docs)
         table = self._entity_table(titles=self.title_dropout > 0)
         settings = self._settings()
-        batch = module.prepare(states.tensors, self._training_matches(examples, golds), settings, golds)
+        batch = module.prepare(states.tensors, self._training_matches(examples, golds), settings, golds,
+                               self._names(docs))
         fixed = None if self.dynamic_candidates else [self._kept_candidates(eg) for eg in examples]
         module.retrieve(batch, table, settings, golds, fixed)
         self.store.impute_types_of(batch.candidates.cpu().numpy())
@@ -505,7 +514,7 @@ class Beer2Linker(TrainablePipe):
             self.refresh_index()
         module.eval()
         states = self.model.predict(docs)
-        batch = module.prepare(states.tensors, self._matches(docs), settings)
+        batch = module.prepare(states.tensors, self._matches(docs), settings, names=self._names(docs))
         module.retrieve(batch, self._entity_table(), settings)
         self.store.impute_types_of(batch.candidates.cpu().numpy())
         return batch

@@ -12,27 +12,35 @@ import torch
 from torch import nn
 
 from .kb import TYPE_BUCKETS
+from .name_evidence import NAME_RELATIONS
 
 NEG_INF = -1e4
 N_FEATURES = 4  # retrieval score, popularity, best p(e|m) in the window, is an alias in the window
 
 
 class Reader(nn.Module):
-    def __init__(self, input_width: int, width: int, heads: int, layers: int, window_size: int, dropout: float):
+    def __init__(self, input_width: int, width: int, heads: int, layers: int, window_size: int, dropout: float,
+                 name_evidence: bool = False):
         super().__init__()
         self.width = width
+        # name evidence (name_evidence.py): whether a window writes the candidate's name, its first or last words
+        # or its initials, beside each p(e|m) / is-an-alias pair
+        self.name_evidence = name_evidence
+        n_names = len(NAME_RELATIONS) if name_evidence else 0
         self.token_in = nn.Sequential(nn.Linear(input_width, width), nn.LayerNorm(width))
         self.candidate_in = nn.Sequential(nn.Linear(input_width, width), nn.LayerNorm(width))
         # Candidate features: retrieval score, popularity, and the best p(e|m) / is-an-alias of the entity in the
         # window; its type goes in as a (hashed) embedding.
-        self.features_in = nn.Linear(N_FEATURES, width)
+        self.features_in = nn.Linear(N_FEATURES + n_names, width)
         self.types = nn.Embedding(TYPE_BUCKETS, width)
         # p(e|m) / is-an-alias of aliases starting (ending) at a position: direct evidence for the span scores.
-        self.start_prior = nn.Linear(2, 1, bias=False)
-        self.end_prior = nn.Linear(2, 1, bias=False)
-        # Start from "an alias boundary is likely a mention boundary"; training sets how far to trust it.
-        nn.init.constant_(self.start_prior.weight, 1.0)
-        nn.init.constant_(self.end_prior.weight, 1.0)
+        self.start_prior = nn.Linear(2 + n_names, 1, bias=False)
+        self.end_prior = nn.Linear(2 + n_names, 1, bias=False)
+        # Start from "an alias boundary is likely a mention boundary" (a name part: no view yet); training sets how
+        # far to trust each.
+        for boundary in (self.start_prior, self.end_prior):
+            nn.init.zeros_(boundary.weight)
+            nn.init.constant_(boundary.weight[:, :2], 1.0)
         self.null = nn.Parameter(torch.zeros(width))
         self.positions = nn.Embedding(window_size + 1, width)
         self.segment = nn.Embedding(2, width)
@@ -50,10 +58,10 @@ class Reader(nn.Module):
         token_mask: torch.Tensor,  # (W, S) bool, True for real tokens
         cands: torch.Tensor,  # (W, C, H) candidate entity vectors
         cand_types: torch.Tensor,  # (W, C) type buckets
-        cand_features: torch.Tensor,  # (W, C, N_FEATURES)
+        cand_features: torch.Tensor,  # (W, C, N_FEATURES [+ R name relations])
         cand_mask: torch.Tensor,  # (W, C) bool, True for real candidates
-        start_priors: torch.Tensor,  # (W, C, S+1, 2) alias evidence per start position
-        end_priors: torch.Tensor,  # (W, C, S+1, 2) alias evidence per end position
+        start_priors: torch.Tensor,  # (W, C, S+1, 2 [+ R]) alias (and name) evidence per start position
+        end_priors: torch.Tensor,  # (W, C, S+1, 2 [+ R]) alias (and name) evidence per end position
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Start and end logits (W, C, S+1; index 0 = no answer) and rank logits (W, C)."""
         W, S, _ = tokens.shape

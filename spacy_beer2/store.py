@@ -21,6 +21,7 @@ from .aliases import (AcronymIndex, AliasTable, CandidateTable, DocMatches, Matc
                       build_candidate_table, expand_short_names, find_acronym_matches, find_matches,
                       find_name_part_matches)
 from .index import EntityIndex
+from .name_evidence import NameKey, name_keys
 from .kb import KnowledgeBase, load_kb, type_bucket
 
 if TYPE_CHECKING:
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 POPULARITY_SCALE = 0.1
 # Saved vectors larger than this are memory-mapped at load (a Wikipedia-sized KB), smaller ones read into memory.
 MMAP_BYTES = 1 << 29
+# The name keys of this many entities are kept (see EntityStore.name_keys); a long-running process over a
+# Wikipedia-sized KB starts over rather than grow without bound.
+NAME_KEY_CACHE = 1 << 18
 # Entity types whose last name word is no reference to them.
 SHORT_NAME_EXCLUDED_TYPES = {"LOC"}
 
@@ -61,6 +65,7 @@ class EntityStore:
         self._surfaces: Optional[CandidateTable] = None
         self._name_parts: Optional[Tuple[NamePartIndex, NamePartIndex]] = None
         self._acronyms: Optional[AcronymIndex] = None
+        self._name_keys: Dict[int, Tuple[Tuple[int, NameKey], ...]] = {}
         self._table: Optional["EntityTable"] = None
         self._title_vectors: Optional[numpy.ndarray] = None
         self.impute_types = impute_types
@@ -109,6 +114,7 @@ class EntityStore:
             self.vectors = encode_in_shards(self.encoder, self.kb, Path(work_dir), self.entity_batch_size,
                                             bfloat16=self.encode_bfloat16)
         self._surfaces = self._name_parts = self._acronyms = None
+        self._name_keys = {}
         self._table = None
         self._title_vectors = None
         self._imputed = self._imputer = self._titles = None
@@ -147,6 +153,16 @@ class EntityStore:
             self._acronyms = AcronymIndex(self._require_kb())
         return find_acronym_matches(words, self.surfaces, self._acronyms, k)
 
+    def name_keys(self, row: int) -> Tuple[Tuple[int, NameKey], ...]:
+        """The (relation, words) under which a span names entity ``row`` (``name_evidence.name_keys``), cached."""
+        keys = self._name_keys.get(row)
+        if keys is None:
+            kb = self._require_kb()
+            if len(self._name_keys) >= NAME_KEY_CACHE:
+                self._name_keys = {}
+            keys = self._name_keys[row] = name_keys(kb.id(row) if kb.is_title(row) else kb[row].name)
+        return keys
+
     def _short_name_eligible(self, row: int) -> bool:
         """Places are not referred to by the last word of their name ("New York" is no "York")."""
         return self._require_kb()[row].type not in SHORT_NAME_EXCLUDED_TYPES
@@ -170,7 +186,7 @@ class EntityStore:
             self._table = EntityTable(base,
                                       torch.as_tensor(popularity, device=device),
                                       torch.as_tensor(types, device=device), self.index,
-                                      is_title=self._title_mask())
+                                      is_title=self._title_mask(), name_keys=self.name_keys)
         if titles and self._table.titles is None:
             self.encoder.to(device)  # loaded from disk (a resumed training), the encoder is on the CPU
             self._table.titles = torch.as_tensor(self.title_vectors(), device=device)
@@ -279,6 +295,7 @@ class EntityStore:
         def load_kb_records(data: bytes) -> None:
             self.kb = KnowledgeBase.from_msgpack(data)
             self._surfaces = self._name_parts = self._acronyms = None
+            self._name_keys = {}
             self._table = self._title_vectors = self._imputed = None
             self._imputer = self._titles = None
 

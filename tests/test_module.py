@@ -7,6 +7,7 @@ import torch
 from spacy_beer2.aliases import DocMatches
 from spacy_beer2.index import EntityIndex
 from spacy_beer2.module import Beer2Module, EntityTable, RetrievalSettings, make_windows
+from spacy_beer2.name_evidence import DocNames, name_keys
 
 WIDTH = 8
 
@@ -95,6 +96,38 @@ def test_priors_reach_the_reader_only_when_switched_on():
     assert float(delta_end[0, 0, 2]) == pytest.approx(1.9, abs=1e-4)
     delta_start[0, 0, 2] = 0.0
     assert torch.allclose(delta_start, torch.zeros_like(delta_start), atol=1e-5)
+
+
+def test_name_evidence_reaches_the_reader_at_the_span_that_writes_the_name():
+    module, table = make_module(name_evidence=True), make_table()
+    names = {3: "Japan national football team", 2: "Syria"}  # (the team's initials "JNFT" are no token here)
+    table.name_keys = lambda row: name_keys(names.get(row, "Elsewhere"))
+    states = [torch.randn(4, WIDTH)]
+    with pytest.raises(ValueError, match="DocNames"):
+        module.prepare(states, [DocMatches([])], settings())
+    batch = module.prepare(states, [DocMatches([])], settings(), names=[DocNames(["the", "Nepal", "win", "."], 2)])
+    batch.candidates = torch.tensor([[3, 2]])
+
+    def read(words):
+        batch.names = [DocNames(words, 2)]
+        with torch.no_grad():
+            return module.read(batch, table, settings())
+
+    assert not torch.allclose(read(["the", "Japan", "win", "."]).rank, read(["the", "Nepal", "win", "."]).rank)
+    with torch.no_grad():
+        module.reader.features_in.weight[:] = 0.0  # keep only the span evidence
+        module.reader.start_prior.weight[0, 3] = 2.0  # its name_start channel
+    delta = read(["the", "Japan", "win", "."]).start - read(["the", "Nepal", "win", "."]).start
+    assert float(delta[0, 0, 2]) == pytest.approx(2.0, abs=1e-4)  # "Japan" (token 1) opens row 3's name
+    delta[0, 0, 2] = 0.0
+    assert torch.allclose(delta, torch.zeros_like(delta), atol=1e-5)  # nowhere else, and not for Syria
+
+
+def test_a_reader_without_name_evidence_needs_no_names():
+    module = make_module()
+    assert not module.reader.name_evidence and module.reader.start_prior.weight.shape == (1, 2)
+    batch = module.prepare([torch.randn(4, WIDTH)], [DocMatches([])], settings())
+    assert batch.names is None
 
 
 def test_the_joint_loss_trains_every_part_and_forces_golds_in():

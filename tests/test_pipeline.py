@@ -21,11 +21,22 @@ def test_factory_is_found_through_entry_points_without_import():
         "pipe = nlp.add_pipe('beer2_linker')\n"
         "assert type(pipe).__name__ == 'Beer2Linker', type(pipe)\n"
         "assert spacy.registry.architectures.get('spacy-beer2.Beer2Model.v1')\n"
+        "assert spacy.registry.architectures.get('spacy-beer2.Beer2Model.v2')\n"
         "assert spacy.registry.misc.get('spacy-beer2.transformer_path.v1')\n"
         "assert spacy.registry.readers.get('spacy-beer2.JsonlCorpus.v1')\n"
         "assert 'faiss' not in sys.modules and 'spacy_beer2.module' not in sys.modules, 'heavy import at start-up'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_beer2_model_v1_is_the_reader_without_name_evidence_for_pipelines_trained_before_it():
+    from thinc.api import noop
+
+    v1 = spacy.registry.architectures.get("spacy-beer2.Beer2Model.v1")
+    v2 = spacy.registry.architectures.get("spacy-beer2.Beer2Model.v2")
+    assert v1(noop()).attrs["module_config"]["name_evidence"] is False
+    assert v2(noop()).attrs["module_config"]["name_evidence"] is True
+    assert spacy.blank("en").add_pipe("beer2_linker").model.attrs["module_config"]["name_evidence"] is True
 
 
 def test_training_lowers_the_loss_and_links_the_memorised_corpus(trained):
