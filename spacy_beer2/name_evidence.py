@@ -10,6 +10,7 @@ its initials: evidence from the KB's names alone, the same for any KB, that the 
 (a country's name is also the first words of its national team, its airline and its embassy).
 """
 
+import bisect
 from functools import lru_cache
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -87,8 +88,9 @@ def name_features(names: Sequence[DocNames], windows: Sequence[Tuple[int, int, i
     (W, C, R = len(NAME_RELATIONS)); per (window, candidate, position), the same for spans that start (end) there
     (W, C, S+1, R; position 0 is the no-answer slot). ``keys`` gives a KB row's ``name_keys``.
 
-    A candidate recurs in the overlapping windows of its doc: its spans are looked up once per doc, and a window
-    visits only the candidates written somewhere in the doc."""
+    A candidate recurs in the overlapping windows of its doc: its spans are looked up once per doc, a window visits
+    only the candidates written somewhere in the doc, and only their spans inside it (by bisection: a long doc
+    that repeats a name a thousand times stays linear)."""
     W, C = candidates.shape
     R = len(NAME_RELATIONS)
     cand = numpy.zeros((W, C, R), dtype="float32")
@@ -99,21 +101,32 @@ def name_features(names: Sequence[DocNames], windows: Sequence[Tuple[int, int, i
         by_doc.setdefault(d, []).append(w)
     for d, doc_windows in by_doc.items():
         lookup = (names[d].spans.get, names[d].initials.get)  # (find, inlined: this loop is the hot one)
-        spans: Dict[int, List[Tuple[int, int, int]]] = {}
+        lo, hi = min(windows[w][1] for w in doc_windows), max(windows[w][2] for w in doc_windows)
+        spans: Dict[int, List[Tuple[int, int, int]]] = {}  # row -> (start, end, relation) in these windows, sorted
         rows = numpy.unique(candidates[doc_windows])
         for row in rows[rows >= 0].tolist():
-            found = [(relation, ms, me) for relation, key in keys(row)
-                     for ms, me in lookup[relation == ACRONYM](key, ())]
+            found = []
+            for relation, key in keys(row):
+                where = lookup[relation == ACRONYM](key, ())  # by start: only the part these windows cover
+                for i in range(bisect.bisect_left(where, (lo,)), len(where)):
+                    ms, me = where[i]
+                    if ms >= hi:
+                        break
+                    found.append((ms, me, relation))
             if found:
-                spans[row] = found
+                spans[row] = sorted(found)
         if not spans:
             continue
         written = numpy.fromiter(spans, dtype=candidates.dtype, count=len(spans))
         for w in doc_windows:
             _, s, e = windows[w]
             for c in numpy.flatnonzero(numpy.isin(candidates[w], written)).tolist():
-                for relation, ms, me in spans[int(candidates[w, c])]:
-                    if ms >= s and me <= e:
+                row_spans = spans[int(candidates[w, c])]
+                for i in range(bisect.bisect_left(row_spans, (s,)), len(row_spans)):
+                    ms, me, relation = row_spans[i]
+                    if ms >= e:
+                        break  # a long doc repeats a name many times: only this window's are visited
+                    if me <= e:
                         cand[w, c, relation] = 1.0
                         start[w, c, ms - s + 1, relation] = 1.0
                         end[w, c, me - s, relation] = 1.0
