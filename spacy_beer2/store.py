@@ -21,8 +21,8 @@ from .aliases import (AcronymIndex, AliasTable, CandidateTable, DocMatches, Matc
                       build_candidate_table, expand_short_names, find_acronym_matches, find_matches,
                       find_name_part_matches)
 from .index import EntityIndex
-from .name_evidence import NameKey, name_keys
 from .kb import KnowledgeBase, load_kb, type_bucket
+from .name_evidence import NameKey, name_keys
 
 if TYPE_CHECKING:
     from .encoder import EntityEncoder
