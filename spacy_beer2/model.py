@@ -1,7 +1,7 @@
 """The registered BEER2 architecture: a transformer listener feeding one PyTorch module (retriever + reader).
 
-``spacy-beer2.Beer2Model.v1`` is a Thinc model whose only child is the listener of the shared ``transformer``;
-the PyTorch module sits in a ``PyTorchShim`` on the same node, so Thinc's optimizer, ``use_params`` and
+``spacy-beer2.Beer2Model.v2`` (``.v1``: the same without name evidence) is a Thinc model whose only child is the
+listener of the shared ``transformer``; the PyTorch module sits in a ``PyTorchShim`` on the same node, so Thinc's optimizer, ``use_params`` and
 serialization handle its weights. Its forward pass returns the token states as torch tensors; the component
 runs retrieval, reading and the losses on them with ``Beer2Module`` and hands the joint loss back to the
 returned backprop, which pushes the gradient through the listener into the shared encoder (BEER2's sharing).
@@ -36,8 +36,8 @@ def build_beer2_model(
     window_size, window_stride: the text windows (in tokens) that are queried and read.
     max_span_length: the longest mention, in tokens.
     reader_width, reader_heads, reader_layers: the fusion transformer that reads all candidates of a window at once.
-    name_evidence: the reader also sees where the window writes each candidate's name, or its first or last words
-        (see name_evidence.py).
+    name_evidence: the reader also sees where the window writes each candidate's name, its first or last words or
+        its initials (see name_evidence.py).
     """
     if window_stride < 1 or window_stride > window_size:
         raise ValueError(f"window_stride must be in 1..window_size, got {window_stride}")
