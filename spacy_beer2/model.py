@@ -1,8 +1,8 @@
 """The registered BEER2 architecture: a transformer listener feeding one PyTorch module (retriever + reader).
 
 ``spacy-beer2.Beer2Model.v2`` (``.v1``: the same without name evidence) is a Thinc model whose only child is the
-listener of the shared ``transformer``; the PyTorch module sits in a ``PyTorchShim`` on the same node, so Thinc's optimizer, ``use_params`` and
-serialization handle its weights. Its forward pass returns the token states as torch tensors; the component
+listener of the shared ``transformer``; the PyTorch module sits in a ``PyTorchShim`` on the same node, so Thinc's
+optimizer, ``use_params`` and serialization handle its weights. Its forward pass returns the token states as torch tensors; the component
 runs retrieval, reading and the losses on them with ``Beer2Module`` and hands the joint loss back to the
 returned backprop, which pushes the gradient through the listener into the shared encoder (BEER2's sharing).
 
