@@ -67,9 +67,10 @@ def window_links(
         for u, (sw, ss, se) in enumerate(spans.tolist()):
             alternatives[(sw, ss, se)] = [(r, p) for r, p in zip(top_rows[u], top_probs[u]) if r >= 0]
     links = []
-    for w_, c_, s_, e_, score in zip(hit_w.tolist(), hit_c.tolist(), hit_s.tolist(), hit_e.tolist(), hit_scores):
-        offset = int(offsets[w_])
-        link = Link(offset + s_, offset + e_ + 1, int(rows[w_, c_]), score)
+    hit_rows, hit_offsets = rows[hit_w, hit_c].tolist(), offsets[hit_w.cpu()].tolist()  # one copy, not one per link
+    for w_, s_, e_, row, offset, score in zip(hit_w.tolist(), hit_s.tolist(), hit_e.tolist(), hit_rows, hit_offsets,
+                                              hit_scores):
+        link = Link(offset + s_, offset + e_ + 1, row, score)
         link.alternatives = list(alternatives.get((w_, s_, e_), []))
         links.append((w_, link))
     return links

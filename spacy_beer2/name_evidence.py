@@ -31,19 +31,20 @@ class DocNames:
 
     def __init__(self, words: Sequence[str], max_length: int):
         token_words = [_token_words(word) for word in words]
+        named = [name_like(word) for word in words]
         spans: Dict[NameKey, List[Tuple[int, int]]] = {}
         n = len(words)
         for start in range(n):
-            if not name_like(words[start]) or not token_words[start]:
+            if not named[start] or not token_words[start]:
                 continue
             key: NameKey = ()
             for end in range(start + 1, min(n, start + max_length) + 1):
-                word, inner = words[end - 1], token_words[end - 1]
-                if name_like(word):
+                inner = token_words[end - 1]
+                if named[end - 1]:
                     key += inner
                     if inner:
                         spans.setdefault(key, []).append((start, end))
-                elif word in _INNER_PUNCTUATION or (len(inner) == 1 and inner[0] in MINOR_WORDS):
+                elif words[end - 1] in _INNER_PUNCTUATION or (len(inner) == 1 and inner[0] in MINOR_WORDS):
                     key += inner
                 else:
                     break  # names run across "of", "de" and commas, not across other words, stops or brackets
@@ -103,11 +104,14 @@ def name_features(names: Sequence[DocNames], windows: Sequence[Tuple[int, int, i
         lookup = (names[d].spans.get, names[d].initials.get)  # (find, inlined: this loop is the hot one)
         lo, hi = min(windows[w][1] for w in doc_windows), max(windows[w][2] for w in doc_windows)
         spans: Dict[int, List[Tuple[int, int, int]]] = {}  # row -> (start, end, relation) in these windows, sorted
-        rows = numpy.unique(candidates[doc_windows])
+        doc_candidates = candidates[doc_windows]
+        rows = numpy.unique(doc_candidates)
         for row in rows[rows >= 0].tolist():
             found = []
             for relation, key in keys(row):
-                where = lookup[relation == ACRONYM](key, ())  # by start: only the part these windows cover
+                where = lookup[relation == ACRONYM](key)  # by start: only the part these windows cover
+                if where is None:
+                    continue  # most candidates' names are nowhere in the doc
                 for i in range(bisect.bisect_left(where, (lo,)), len(where)):
                     ms, me = where[i]
                     if ms >= hi:
@@ -117,17 +121,17 @@ def name_features(names: Sequence[DocNames], windows: Sequence[Tuple[int, int, i
                 spans[row] = sorted(found)
         if not spans:
             continue
-        written = numpy.fromiter(spans, dtype=candidates.dtype, count=len(spans))
-        for w in doc_windows:
+        written = numpy.isin(doc_candidates, numpy.fromiter(spans, dtype=candidates.dtype, count=len(spans)))
+        for i, c, row in zip(*numpy.nonzero(written), doc_candidates[written].tolist()):
+            w = doc_windows[i]
             _, s, e = windows[w]
-            for c in numpy.flatnonzero(numpy.isin(candidates[w], written)).tolist():
-                row_spans = spans[int(candidates[w, c])]
-                for i in range(bisect.bisect_left(row_spans, (s,)), len(row_spans)):
-                    ms, me, relation = row_spans[i]
-                    if ms >= e:
-                        break  # a long doc repeats a name many times: only this window's are visited
-                    if me <= e:
-                        cand[w, c, relation] = 1.0
-                        start[w, c, ms - s + 1, relation] = 1.0
-                        end[w, c, me - s, relation] = 1.0
+            row_spans = spans[row]
+            for j in range(bisect.bisect_left(row_spans, (s,)), len(row_spans)):
+                ms, me, relation = row_spans[j]
+                if ms >= e:
+                    break  # a long doc repeats a name many times: only this window's are visited
+                if me <= e:
+                    cand[w, c, relation] = 1.0
+                    start[w, c, ms - s + 1, relation] = 1.0
+                    end[w, c, me - s, relation] = 1.0
     return cand, start, end
