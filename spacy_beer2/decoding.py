@@ -67,7 +67,8 @@ def window_links(
         for u, (sw, ss, se) in enumerate(spans.tolist()):
             alternatives[(sw, ss, se)] = [(r, p) for r, p in zip(top_rows[u], top_probs[u]) if r >= 0]
     links = []
-    hit_rows, hit_offsets = rows[hit_w, hit_c].tolist(), offsets[hit_w.cpu()].tolist()  # one copy, not one per link
+    # one copy to the host, not one per link
+    hit_rows, hit_offsets = rows[hit_w, hit_c].tolist(), offsets[hit_w.to(offsets.device)].tolist()
     for w_, s_, e_, row, offset, score in zip(hit_w.tolist(), hit_s.tolist(), hit_e.tolist(), hit_rows, hit_offsets,
                                               hit_scores):
         link = Link(offset + s_, offset + e_ + 1, row, score)
