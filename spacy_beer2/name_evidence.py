@@ -122,7 +122,8 @@ def name_features(names: Sequence[DocNames], windows: Sequence[Tuple[int, int, i
         if not spans:
             continue
         written = numpy.isin(doc_candidates, numpy.fromiter(spans, dtype=candidates.dtype, count=len(spans)))
-        for i, c, row in zip(*numpy.nonzero(written), doc_candidates[written].tolist()):
+        at_window, at_candidate = numpy.nonzero(written)
+        for i, c, row in zip(at_window.tolist(), at_candidate.tolist(), doc_candidates[written].tolist()):
             w = doc_windows[i]
             _, s, e = windows[w]
             row_spans = spans[row]
