@@ -5,7 +5,7 @@ entity's name (the surface is its name, its first words, its last words or somet
     python scripts/name_part_groups.py CORPUS.spacy KB.jsonl ALIASES.jsonl
 
 Run on AIDA train and testb, it shows why the reader never learns the unlisted first-words case: the table was
-built from training anchors, so in train nearly every such pair is listed (README, Below the floor).
+built from training anchors, so in train every such pair is listed (README, Below the floor).
 """
 
 import collections
