@@ -1,7 +1,7 @@
 """Entities a second of the entity encoder in float32 and in bfloat16 (``encode_bfloat16``), on the first N
 entities of a KB or title list, and how close the two sets of vectors are.
 
-    python scripts/time_encoding.py MODEL KB [N]
+    python scripts/time_encoding.py MODEL KB [N] [GPU_ID]
 
 What ``set-kb`` spends most of its time on for a KB of millions (README, Wikipedia scale).
 """
@@ -11,12 +11,16 @@ import time
 
 import numpy
 import spacy
+import torch
 
 from spacy_beer2.kb import load_kb
 
 
-def main(model: str, kb_path: str, n: int = 20_000) -> None:
+def main(model: str, kb_path: str, n: int = 20_000, gpu_id: int = -1) -> None:
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
     encoder = spacy.load(model).get_pipe("beer2_linker").store.encoder
+    encoder.to(torch.device(f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu"))  # as set_kb does
     kb = load_kb(kb_path)
     texts = kb.texts(0, min(n, len(kb)))
     encoder.encode(texts[:256], progress=False)  # warm up
@@ -32,4 +36,4 @@ def main(model: str, kb_path: str, n: int = 20_000) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], *(int(a) for a in sys.argv[3:4]))
+    main(sys.argv[1], sys.argv[2], *(int(a) for a in sys.argv[3:5]))
