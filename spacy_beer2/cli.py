@@ -300,7 +300,8 @@ def tune_threshold_cli(
     ctx: typer.Context,
     model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
     data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Development corpus (.jsonl or .spacy)"),
-    thresholds: str = typer.Option("0.005,0.01,0.02,0.03,0.05,0.1,0.15,0.2,0.3,0.5", help="Comma-separated values"),
+    thresholds: str = typer.Option("0.001,0.002,0.003,0.005,0.01,0.02,0.03,0.05,0.1,0.15,0.2,0.3,0.5",
+                                   help="Comma-separated values"),
     save: Optional[Path] = typer.Option(None, "--save", help="Save the pipeline with the best threshold in its "
                                         "config.cfg here (may be MODEL itself)"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scores per threshold as JSON"),
@@ -332,6 +333,8 @@ def tune_threshold_cli(
     msg.table([tuple(f"{v:.4f}" for v in row) for row in rows], header=("threshold", "el_p", "el_r", "el_f", "md_f"))
     best = max(rows, key=lambda row: row[3])[0]
     msg.good(f"best threshold on {data.name}: {best}")
+    if len(values) > 1 and best in (values[0], values[-1]):
+        msg.warn(f"{best} is at the end of the scan: a value beyond it may score better (extend --thresholds)")
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         scores = [dict(zip(("threshold", "el_p", "el_r", "el_f", "md_f"), row)) for row in rows]

@@ -20,8 +20,8 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from .aliases import (AliasTable, count_pair_docs, held_out_golds, is_name_part, normalize_surface, sample_golds,
-                      without_pairs)
+from .aliases import (AliasTable, contiguous_folds, count_pair_docs, held_out_golds, is_name_part, normalize_surface,
+                      sample_golds, without_pairs)
 from .corpus import NIL
 from .decoding import Link, resolve
 from .kb import KnowledgeBase
@@ -79,6 +79,7 @@ KEPT_CANDIDATES = "beer2_candidates"
         "impute_title_types": False,
         "prior_dropout": 0.0,
         "leave_one_out_priors": True,
+        "prior_folds": 0,
         "prior_holdout": 0.0,
         "name_part_holdout": 0.0,
         "title_dropout": 0.2,
@@ -120,6 +121,7 @@ def make_beer2_linker(
     impute_title_types: bool,
     prior_dropout: float,
     leave_one_out_priors: bool,
+    prior_folds: int,
     prior_holdout: float,
     name_part_holdout: float,
     title_dropout: float,
@@ -172,6 +174,7 @@ class Beer2Linker(TrainablePipe):
         impute_title_types: bool,
         prior_dropout: float,
         leave_one_out_priors: bool,
+        prior_folds: int,
         prior_holdout: float,
         name_part_holdout: float,
         title_dropout: float,
@@ -202,6 +205,8 @@ class Beer2Linker(TrainablePipe):
                                ("name_part_holdout", name_part_holdout), ("title_dropout", title_dropout)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name}: {setting} must be in [0, 1), got {value}")
+        if prior_folds < 0 or prior_folds == 1:
+            raise ValueError(f"{name}: prior_folds must be 0 (leave each doc out) or at least 2, got {prior_folds}")
         if not 0.0 <= title_match_prior <= 1.0:
             raise ValueError(f"{name}: title_match_prior must be in [0, 1], got {title_match_prior}")
         for setting, value in (("name_part_candidates", name_part_candidates),
@@ -227,6 +232,7 @@ class Beer2Linker(TrainablePipe):
         self.use_priors = use_priors
         self.prior_dropout = prior_dropout
         self.leave_one_out_priors = leave_one_out_priors
+        self.prior_folds = prior_folds
         self.prior_holdout = prior_holdout
         self.name_part_holdout = name_part_holdout
         self._holdout_rng: Optional[numpy.random.Generator] = None  # made on first use (see _training_matches)
@@ -248,8 +254,11 @@ class Beer2Linker(TrainablePipe):
         self.store = EntityStore(index_factory, entity_batch_size, n_alias_entities, index_params, impute_types,
                                  impute_title_types, encode_bfloat16)
         self._updates_since_refresh: Optional[int] = None  # None: the index matches the weights
-        # training only (not saved): in how many training docs each (surface, entity) pair is a gold mention
+        # training only (not saved): in how many training docs each (surface, entity) pair is a gold mention, and
+        # with prior_folds, the same within each fold and the fold of each training doc (by its text)
         self._pair_docs: Dict[Tuple[str, int], int] = {}
+        self._fold_pair_docs: List[Dict[Tuple[str, int], int]] = []
+        self._doc_folds: Dict[str, int] = {}
         self._optimizer: Optional[Optimizer] = None
         for ext in (SCORE, CANDIDATES):
             if not Span.has_extension(ext):
@@ -293,9 +302,16 @@ class Beer2Linker(TrainablePipe):
             for eg in get_examples():
                 self._kept_candidates(eg)
         if self.leave_one_out_priors:
-            self._pair_docs = count_pair_docs(
-                [(surface, row) for (_, _, row), surface in zip(*self._gold_pairs(eg)) if row >= 0]
-                for eg in get_examples())
+            texts, doc_pairs = [], []
+            for eg in get_examples():
+                texts.append(eg.reference.text)
+                doc_pairs.append([(surface, row) for (_, _, row), surface in zip(*self._gold_pairs(eg)) if row >= 0])
+            self._pair_docs = count_pair_docs(doc_pairs)
+            if self.prior_folds:
+                folds = contiguous_folds(len(doc_pairs), self.prior_folds)
+                self._fold_pair_docs = [count_pair_docs(pairs for pairs, f in zip(doc_pairs, folds) if f == fold)
+                                        for fold in range(self.prior_folds)]
+                self._doc_folds = dict(zip(texts, folds))
 
     def set_kb(self, kb: Union[str, Path, KnowledgeBase], aliases: Union[str, Path, AliasTable, None] = None,
                work_dir: Union[str, Path, None] = None) -> None:
@@ -476,9 +492,10 @@ class Beer2Linker(TrainablePipe):
 
     def _training_matches(self, examples: List[Example], golds: List[List[Tuple[int, int, int]]]) -> List[Any]:
         """The alias matches of the training docs, without the (surface, entity) pairs held out for this update:
-        with ``leave_one_out_priors`` those that only the doc itself could have put in the prior table (see
-        ``aliases.held_out_golds``), a random ``prior_holdout`` share of the rest and a random ``name_part_holdout``
-        share of those whose surface is part of the entity's name (``aliases.sample_golds``)."""
+        with ``leave_one_out_priors`` those that only the doc itself (or its fold, with ``prior_folds``) could have
+        put in the prior table (see ``aliases.held_out_golds``), a random ``prior_holdout`` share of the rest and a
+        random ``name_part_holdout`` share of those whose surface is part of the entity's name
+        (``aliases.sample_golds``)."""
         docs = [eg.predicted for eg in examples]
         sampled = self.prior_holdout > 0 or self.name_part_holdout > 0
         if not self._pair_docs and not sampled:
@@ -491,12 +508,19 @@ class Beer2Linker(TrainablePipe):
         held = []
         for gold, doc in zip(golds, docs):
             surfaces = _surfaces(doc, gold)
-            held_doc = held_out_golds(gold, surfaces, self._pair_docs, name) if self._pair_docs else []
+            held_doc = (held_out_golds(gold, surfaces, self._pair_docs, name, self._own_pair_docs(doc))
+                        if self._pair_docs else [])
             if self._holdout_rng is not None:
                 held_doc += sample_golds(gold, surfaces, name, self.prior_holdout, self._holdout_rng)
                 held_doc += sample_golds(gold, surfaces, name, self.name_part_holdout, self._holdout_rng, is_name_part)
             held.append(held_doc)
         return self._matches(docs, held)
+
+    def _own_pair_docs(self, doc: Doc) -> Optional[Dict[Tuple[str, int], int]]:
+        """The pair counts of ``doc``'s fold with ``prior_folds``; None (the doc alone) without, or for a doc that
+        was not among the training docs at initialization."""
+        fold = self._doc_folds.get(doc.text)
+        return None if fold is None else self._fold_pair_docs[fold]
 
     def get_loss(self, examples: Iterable[Example], scores: Any) -> Tuple[float, Any]:
         raise NotImplementedError("beer2_linker computes its joint loss in update(); see Beer2Module.loss")

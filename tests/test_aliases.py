@@ -3,10 +3,10 @@ import pytest
 import srsly
 
 from spacy_beer2.aliases import (AcronymIndex, AliasTable, DocMatches, NamePartIndex, acronyms, build_candidate_table,
-                                 count_pair_docs, expand_short_names, find_acronym_matches, find_matches,
-                                 find_name_part_matches, fold, held_out_golds, is_name_part, name_relation,
-                                 normalize_surface, prior_features, sample_golds, show_title_priors, title_surfaces,
-                                 unqualified, window_alias_rows, without_pairs)
+                                 contiguous_folds, count_pair_docs, expand_short_names, find_acronym_matches,
+                                 find_matches, find_name_part_matches, fold, held_out_golds, is_name_part,
+                                 name_relation, normalize_surface, prior_features, sample_golds, show_title_priors,
+                                 title_surfaces, unqualified, window_alias_rows, without_pairs)
 from spacy_beer2.kb import Entity, KBError, KnowledgeBase
 
 
@@ -220,6 +220,18 @@ def test_leave_one_out_holds_out_pairs_only_this_doc_supports():
     # "bulls" -> Chicago Bulls: this doc alone, not its name -> held out; "jordan": a second doc links it too;
     # NIL: never; "paris" -> Paris Hilton: this doc alone -> held out; "mercury": the name without its qualifier
     assert held_out_golds(golds, surfaces, pair_docs, names) == [(0, 1, 4), (7, 8, 1)]
+
+
+def test_fold_out_holds_out_pairs_only_the_docs_fold_supports():
+    assert contiguous_folds(5, 2) == [0, 0, 0, 1, 1]
+    assert contiguous_folds(4, 4) == [0, 1, 2, 3]
+    # "jordan" -> Michael Jordan: two docs link it, both in this doc's fold -> held out with folds, kept without
+    pair_docs = {("jordan", 3): 2, ("bulls", 4): 3}
+    own = {("jordan", 3): 2, ("bulls", 4): 1}  # "bulls": two docs of another fold link it too
+    names = {3: "Michael Jordan", 4: "Chicago Bulls"}.__getitem__
+    golds, surfaces = [(0, 1, 3), (2, 3, 4)], ["jordan", "bulls"]
+    assert held_out_golds(golds, surfaces, pair_docs, names, own) == [(0, 1, 3)]
+    assert held_out_golds(golds, surfaces, pair_docs, names) == []
 
 
 def test_without_pairs_removes_an_entity_from_exactly_that_span():

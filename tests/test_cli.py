@@ -88,6 +88,7 @@ def test_evaluate_link_and_set_kb_on_a_trained_pipeline(tmp_path, corpus_path, k
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     # the saved config tells the truth, and spacy.load reads it (0.9999 links ~nothing)
+    assert "end of the scan" in result.output  # 0.3 is the lowest value scanned
     assert spacy.util.load_config(saved / "config.cfg")["components"]["beer2_linker"]["threshold"] == 0.3
     assert spacy.load(saved).get_pipe("beer2_linker").threshold == 0.3
     assert [row["threshold"] for row in json.loads(tuned.read_text())["scores"]] == [0.3, 0.9999]

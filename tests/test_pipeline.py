@@ -244,7 +244,8 @@ def test_settings_given_at_load_win_over_the_saved_ones(trained):
 
 @pytest.mark.parametrize("setting,value,message", [("threshold", 0.0, "threshold must be a probability"),
                                                    ("threshold", 1.5, "threshold must be a probability"),
-                                                   ("n_candidates", 0, "n_candidates must be at least 1")])
+                                                   ("n_candidates", 0, "n_candidates must be at least 1"),
+                                                   ("prior_folds", 1, "prior_folds must be 0")])
 def test_bad_settings_fail_clearly(setting, value, message):
     nlp = spacy.blank("en")
     with pytest.raises(ValueError, match=message):
@@ -379,6 +380,34 @@ def test_leave_one_out_priors_hide_what_only_the_doc_itself_put_in_the_table(mak
                             "components.beer2_linker.name_part_holdout": 0.0,
                             "components.beer2_linker.name_part_candidates": 0})
     assert off.get_pipe("beer2_linker")._training_matches([eg], golds)[0].matches == plain.matches
+
+
+def test_prior_folds_hide_what_only_the_docs_fold_put_in_the_table(make_nlp):
+    """The two training docs that link "Jordan" -> Michael Jordan are put first, so both fall in the first of two
+    folds: leave-one-out keeps the pair in each (the other doc links it too), prior_folds = 2 hides it in both (no
+    doc of the second fold links it), while an entity's own name ("Chicago") is never hidden."""
+    def jordan_first(gold):
+        gold.sort(key=lambda doc: all(ent.kb_id_ != "Michael Jordan" for ent in doc.ents))
+
+    settings = {"components.beer2_linker.leave_one_out_priors": True, "components.beer2_linker.prior_holdout": 0.0,
+                "components.beer2_linker.name_part_holdout": 0.0, "components.beer2_linker.name_part_candidates": 0}
+    by_folds = {folds: make_nlp(jordan_first, **settings, **{"components.beer2_linker.prior_folds": folds})
+                for folds in (0, 2)}
+    examples = by_folds[0][1]
+    jordan_docs = [eg for eg in examples if any(ent.kb_id_ == "Michael Jordan" for ent in eg.reference.ents)]
+    assert [examples.index(eg) for eg in jordan_docs] == [0, 1]
+
+    def rows_at(nlp, eg, word):
+        linker = nlp.get_pipe("beer2_linker")
+        matches = linker._training_matches([eg], [linker._gold(eg)])[0]
+        i = next(t.i for t in eg.predicted if t.text == word)
+        return {linker.kb[r].id for s, e, rows, _ in matches.matches if (s, e) == (i, i + 1) for r in rows}
+
+    for eg in jordan_docs:
+        assert "Michael Jordan" in rows_at(by_folds[0][0], eg, "Jordan")
+        assert "Michael Jordan" not in rows_at(by_folds[2][0], eg, "Jordan")
+    chicago = next(eg for eg in examples if "Fans in Chicago" in eg.reference.text)
+    assert rows_at(by_folds[2][0], chicago, "Chicago") >= {"Chicago"}
 
 
 @pytest.mark.parametrize("setting", ["prior_holdout", "name_part_holdout"])
