@@ -42,11 +42,7 @@ def window_links(
     kept = ((bound > log_threshold) & (rows >= 0)).nonzero()
     if not len(kept):
         return []
-    S, L = S1 - 1, min(max_span_length, S1 - 1)
-    w, c = kept[:, 0].view(-1, 1, 1), kept[:, 1].view(-1, 1, 1)
-    s = torch.arange(S, device=start.device).view(1, S, 1)
-    e = s + torch.arange(L, device=start.device).view(1, 1, L)
-    scores = terms.score(w, c, s, e.clamp(max=S - 1)).masked_fill(e >= S, float("-inf"))  # (K, S, L)
+    scores = terms.band(kept[:, 0], kept[:, 1], min(max_span_length, S1 - 1))  # (K, S, L)
     hits = (scores > log_threshold).nonzero()
     if not len(hits):
         return []
@@ -88,6 +84,18 @@ class _SpanTerms:
         # cumulative log(1 - p): [e] - [s] sums the starts s < k <= e; with a leading 0, the ends s <= k < e
         self.no_start = torch.log1p(-self.lp_start.exp().clamp(max=1 - 1e-6)).cumsum(-1)
         self.no_end = F.pad(torch.log1p(-self.lp_end.exp().clamp(max=1 - 1e-6)).cumsum(-1), (1, 0))
+
+    def band(self, w: torch.Tensor, c: torch.Tensor, length: int) -> torch.Tensor:
+        """Scores (K, S, length) of the spans of candidates (``w``, ``c``) from each start s to s + l (-inf past
+        the window): ``score`` over a band, from K rows and sliding views instead of K x S x length gathers."""
+        lp_start, lp_end, no_start, no_end = (t[w, c] for t in (self.lp_start, self.lp_end, self.no_start,
+                                                                 self.no_end[..., :-1]))
+
+        def ahead(x: torch.Tensor, fill: float) -> torch.Tensor:  # [k, s, l] = x[k, s + l]
+            return F.pad(x, (0, length - 1), value=fill).unfold(-1, length, 1)
+
+        return (lp_start.unsqueeze(-1) + ahead(lp_end, float("-inf")) + ahead(no_start, 0.0) - no_start.unsqueeze(-1)
+                + ahead(no_end, 0.0) - no_end.unsqueeze(-1) + self.lp_rank[w, c].view(-1, 1, 1))
 
     def score(self, w: torch.Tensor, c: torch.Tensor, s: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         return (self.lp_start[w, c, s] + self.lp_end[w, c, e] + self.no_start[w, c, e] - self.no_start[w, c, s]

@@ -219,6 +219,8 @@ class Beer2Module(nn.Module):
             popularity = popularity.masked_fill(titled, 0.0)
             types = types.masked_fill(titled, 0)
         entity_vectors = self.retriever.entity_vectors(base)
+        cand_index = torch.zeros(rows.shape, dtype=torch.long, device=device)
+        cand_index[valid] = inverse
         cands = entity_vectors.new_zeros((*rows.shape, entity_vectors.shape[1]))
         cands[valid] = entity_vectors[inverse]
         queries = batch.window_queries[windows]
@@ -246,7 +248,7 @@ class Beer2Module(nn.Module):
         ], dim=-1)
         tokens = batch.padded_states[batch.window_tokens[windows]]
         token_mask = batch.window_tokens[windows] < batch.padded_states.shape[0] - 1
-        start, end, rank = self.reader(tokens, token_mask, cands, types, features, valid,
+        start, end, rank = self.reader(tokens, token_mask, entity_vectors, cand_index, types, features, valid,
                                        torch.as_tensor(start_priors, device=device),
                                        torch.as_tensor(end_priors, device=device))
         return ReaderOutput(start, end, rank, entity_vectors, entity_rows)

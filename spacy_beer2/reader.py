@@ -56,7 +56,8 @@ class Reader(nn.Module):
         self,
         tokens: torch.Tensor,  # (W, S, H) window token states
         token_mask: torch.Tensor,  # (W, S) bool, True for real tokens
-        cands: torch.Tensor,  # (W, C, H) candidate entity vectors
+        entities: torch.Tensor,  # (U, H) the distinct candidate entities' vectors
+        cand_index: torch.Tensor,  # (W, C) row of each candidate in ``entities`` (any row for padding)
         cand_types: torch.Tensor,  # (W, C) type buckets
         cand_features: torch.Tensor,  # (W, C, N_FEATURES [+ R name relations])
         cand_mask: torch.Tensor,  # (W, C) bool, True for real candidates
@@ -65,12 +66,13 @@ class Reader(nn.Module):
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Start and end logits (W, C, S+1; index 0 = no answer) and rank logits (W, C)."""
         W, S, _ = tokens.shape
-        C = cands.shape[1]
+        C = cand_index.shape[1]
         device = tokens.device
         tok = self.token_in(tokens) + self.positions(torch.arange(1, S + 1, device=device)) + self.segment.weight[0]
         null = (self.null + self.positions.weight[0] + self.segment.weight[0]).expand(W, 1, self.width)
-        cand = (self.candidate_in(cands) + self.features_in(cand_features) + self.types(cand_types)
-                + self.segment.weight[1])
+        # projected once per distinct entity, not once per (window, candidate): overlapping windows share most
+        projected = self.candidate_in(entities) if len(entities) else entities.new_zeros((1, self.width))
+        cand = projected[cand_index] + self.features_in(cand_features) + self.types(cand_types) + self.segment.weight[1]
         seq = torch.cat([null, tok, cand], dim=1)
         keep = torch.cat([token_mask.new_ones((W, 1)), token_mask, cand_mask], dim=1)
         fused = self.fusion(seq, src_key_padding_mask=~keep)
