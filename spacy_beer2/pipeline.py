@@ -101,6 +101,7 @@ KEPT_CANDIDATES = "beer2_candidates"
         "entity_batch_size": 128,
         "encode_bfloat16": False,
         "learn_rate": 5e-4,
+        "learn_rate_follows_schedule": False,
         "scorer": {"@scorers": "spacy-beer2.el_scorer.v1"},
     },
     default_score_weights={"el_f": 1.0, "el_p": 0.0, "el_r": 0.0, "md_f": 0.0, "md_p": 0.0, "md_r": 0.0},
@@ -143,6 +144,7 @@ def make_beer2_linker(
     entity_batch_size: int,
     encode_bfloat16: bool,
     learn_rate: Optional[float],
+    learn_rate_follows_schedule: bool,
     scorer: Optional[Callable],
 ) -> "Beer2Linker":
     """Create a beer2_linker; the defaults are the factory's default_config (README: config reference). The
@@ -196,6 +198,7 @@ class Beer2Linker(TrainablePipe):
         entity_batch_size: int,
         encode_bfloat16: bool,
         learn_rate: Optional[float],
+        learn_rate_follows_schedule: bool,
         scorer: Optional[Callable] = score_el,
     ) -> None:
         for setting, value in (("threshold", threshold), ("mention_threshold", mention_threshold)):
@@ -250,6 +253,8 @@ class Beer2Linker(TrainablePipe):
         self.overwrite = overwrite
         self.n_alternatives = n_alternatives
         self.learn_rate = learn_rate
+        self.learn_rate_follows_schedule = learn_rate_follows_schedule
+        self._peak_schedule_rate = 0.0  # training only: the highest rate the training optimizer has had
         self.cfg: Dict[str, Any] = {"input_width": None}  # learned: the width of the shared transformer
         self.store = EntityStore(index_factory, entity_batch_size, n_alias_entities, index_params, impute_types,
                                  impute_title_types, encode_bfloat16)
@@ -448,7 +453,9 @@ class Beer2Linker(TrainablePipe):
     def finish_update(self, sgd: Optimizer) -> None:
         """Update the linker's own weights. They start from scratch while the shared transformer is pretrained,
         so unless ``learn_rate`` is null they get an Adam optimizer of their own at that rate (not saved with the
-        pipeline, and outside the training optimizer's schedule); the transformer keeps the training optimizer."""
+        pipeline); the transformer keeps the training optimizer. With ``learn_rate_follows_schedule`` that rate
+        falls as the training optimizer's falls from its peak (warm-up keeps it at ``learn_rate``), so that the
+        linker settles with the transformer instead of stepping at full rate to the last update."""
         if self.learn_rate is None:
             self.model.finish_update(sgd)
             return
@@ -456,6 +463,9 @@ class Beer2Linker(TrainablePipe):
             from thinc.api import Adam
 
             self._optimizer = Adam(self.learn_rate, grad_clip=1.0, L2=0.0, use_averages=False)
+        if self.learn_rate_follows_schedule:
+            self._optimizer.learn_rate = self.learn_rate * scheduled_share(sgd.learn_rate, self._peak_schedule_rate)
+            self._peak_schedule_rate = max(self._peak_schedule_rate, sgd.learn_rate)
         self.model.finish_update(self._optimizer)
 
     def _gold(self, eg: Example) -> List[Tuple[int, int, int]]:
@@ -663,6 +673,12 @@ class Beer2Linker(TrainablePipe):
         }
         util.from_bytes(bytes_data, deserialize, exclude)
         return self
+
+
+def scheduled_share(rate: float, peak: float) -> float:
+    """The share of its peak so far that a scheduled rate is at: 1 while it rises (warm-up) or before it has
+    risen above 0."""
+    return 1.0 if rate >= peak or peak <= 0 else rate / peak
 
 
 def _surfaces(doc: Doc, golds: List[Tuple[int, int, int]]) -> List[str]:

@@ -9,7 +9,7 @@ import srsly
 from spacy.tokens import Span
 
 from spacy_beer2.kb import KBError
-from spacy_beer2.pipeline import KEPT_CANDIDATES, Beer2Linker
+from spacy_beer2.pipeline import KEPT_CANDIDATES, Beer2Linker, scheduled_share
 
 from conftest import links, train
 
@@ -477,3 +477,26 @@ def test_acronym_candidates_offer_the_entities_an_unknown_acronym_spells(make_nl
         make_nlp(**{"components.beer2_linker.acronym_candidates": -1})
     with pytest.raises(ValueError, match="title_match_prior"):
         make_nlp(**{"components.beer2_linker.title_match_prior": 1.5})
+
+
+def test_scheduled_share_is_one_in_warm_up_then_the_fall_from_the_peak():
+    assert scheduled_share(0.0, 0.0) == 1.0 and scheduled_share(2e-5, 1e-5) == 1.0
+    assert scheduled_share(2.5e-5, 5e-5) == 0.5
+
+
+@pytest.mark.parametrize("follows", [True, False])
+def test_the_linkers_rate_follows_the_training_schedule_when_asked(make_nlp, follows):
+    from thinc.api import Adam, warmup_linear
+
+    nlp, examples, _ = make_nlp(**{"components.beer2_linker.learn_rate_follows_schedule": follows})
+    linker = nlp.get_pipe("beer2_linker")
+    sgd = Adam(warmup_linear(1e-4, 2, 6))
+    rates = []
+    for _ in range(6):
+        nlp.update(examples[:2], sgd=sgd)
+        rates.append(linker._optimizer.learn_rate)
+        sgd.step_schedules()
+    if follows:  # full rate through the warm-up (steps 0-2), then down with the schedule
+        assert rates[:3] == [linker.learn_rate] * 3 and rates[2] > rates[3] > rates[4] > rates[5] > 0
+    else:
+        assert rates == [linker.learn_rate] * 6
