@@ -28,7 +28,7 @@ from .kb import KnowledgeBase
 from .model import build_module, get_module, set_module_dropout
 from .name_evidence import DocNames
 from .scoring import CANDIDATES, SCORE, score_el
-from .store import EntityStore, token_texts
+from .store import EntityStore, TokenTexts, token_texts
 
 if TYPE_CHECKING:
     import torch
@@ -386,13 +386,13 @@ class Beer2Linker(TrainablePipe):
             mention_threshold=self.mention_threshold, spans_per_token=self.spans_per_token,
         )
 
-    def _matches(self, docs: List[Doc], held: Optional[List[List[Tuple[int, int, int]]]] = None) -> List[Any]:
-        """The docs' alias matches (without the ``held`` out gold pairs of each doc, in training), then the
-        spans that begin or end KB names and the acronyms of KB names: those come from the KB's names, never from
-        training anchors, so nothing is held out of them."""
+    def _matches(self, texts: List[TokenTexts], held: Optional[List[List[Tuple[int, int, int]]]] = None
+                 ) -> List[Any]:
+        """The docs' alias matches (from their ``token_texts``; without the ``held`` out gold pairs of each doc, in
+        training), then the spans that begin or end KB names and the acronyms of KB names: those come from the KB's
+        names, never from training anchors, so nothing is held out of them."""
         out = []
-        for i, doc in enumerate(docs):
-            words, spaces = token_texts(doc)
+        for i, (words, spaces) in enumerate(texts):
             matches = self.store.matches(words, spaces, self.max_span_length, self.short_names)
             if held is not None:
                 matches = without_pairs(matches, held[i])
@@ -400,11 +400,12 @@ class Beer2Linker(TrainablePipe):
             out.append(matches.plus(parts + self.store.acronym_matches(words, self.acronym_candidates)))
         return out
 
-    def _names(self, docs: List[Doc]) -> Optional[List[DocNames]]:
-        """The docs' name-like spans, for a reader that weighs name evidence (else None)."""
+    def _names(self, texts: List[TokenTexts]) -> Optional[List[DocNames]]:
+        """The docs' name-like spans (from their ``token_texts``), for a reader that weighs name evidence (else
+        None)."""
         if not get_module(self.model).reader.name_evidence:
             return None
-        return [DocNames(token_texts(doc)[0], self.max_span_length) for doc in docs]
+        return [DocNames(words, self.max_span_length) for words, _ in texts]
 
     # -- training --------------------------------------------------------------------------------------------------
     def update(
@@ -435,8 +436,9 @@ class Beer2Linker(TrainablePipe):
         states, backprop = self.model.begin_update(docs)
         table = self._entity_table(titles=self.title_dropout > 0)
         settings = self._settings()
-        batch = module.prepare(states.tensors, self._training_matches(examples, golds), settings, golds,
-                               self._names(docs))
+        texts = [token_texts(doc) for doc in docs]
+        batch = module.prepare(states.tensors, self._training_matches(examples, golds, texts), settings, golds,
+                               self._names(texts))
         fixed = None if self.dynamic_candidates else [self._kept_candidates(eg) for eg in examples]
         module.retrieve(batch, table, settings, golds, fixed)
         self.store.impute_types_of(batch.candidates.cpu().numpy())
@@ -500,16 +502,17 @@ class Beer2Linker(TrainablePipe):
                 rows[(span.start, span.end)] = [r for r in map(self.store.kb.row, ids) if r is not None]
         return rows
 
-    def _training_matches(self, examples: List[Example], golds: List[List[Tuple[int, int, int]]]) -> List[Any]:
-        """The alias matches of the training docs, without the (surface, entity) pairs held out for this update:
-        with ``leave_one_out_priors`` those that only the doc itself (or its fold, with ``prior_folds``) could have
-        put in the prior table (see ``aliases.held_out_golds``), a random ``prior_holdout`` share of the rest and a
-        random ``name_part_holdout`` share of those whose surface is part of the entity's name
-        (``aliases.sample_golds``)."""
+    def _training_matches(self, examples: List[Example], golds: List[List[Tuple[int, int, int]]],
+                          texts: List[TokenTexts]) -> List[Any]:
+        """The alias matches of the training docs (from their ``token_texts``), without the (surface, entity) pairs
+        held out for this update: with ``leave_one_out_priors`` those that only the doc itself (or its fold, with
+        ``prior_folds``) could have put in the prior table (see ``aliases.held_out_golds``), a random
+        ``prior_holdout`` share of the rest and a random ``name_part_holdout`` share of those whose surface is part
+        of the entity's name (``aliases.sample_golds``)."""
         docs = [eg.predicted for eg in examples]
         sampled = self.prior_holdout > 0 or self.name_part_holdout > 0
         if not self._pair_docs and not sampled:
-            return self._matches(docs)
+            return self._matches(texts)
         name = lambda row: self.store.kb[row].name  # noqa: E731
         if sampled and self._holdout_rng is None:
             # seeded from numpy's global state (which spacy train seeds), drawn only when used, so that a pipeline
@@ -524,7 +527,7 @@ class Beer2Linker(TrainablePipe):
                 held_doc += sample_golds(gold, surfaces, name, self.prior_holdout, self._holdout_rng)
                 held_doc += sample_golds(gold, surfaces, name, self.name_part_holdout, self._holdout_rng, is_name_part)
             held.append(held_doc)
-        return self._matches(docs, held)
+        return self._matches(texts, held)
 
     def _own_pair_docs(self, doc: Doc) -> Optional[Dict[Tuple[str, int], int]]:
         """The pair counts of ``doc``'s fold with ``prior_folds``; None (the doc alone) without, or for a doc that
@@ -548,7 +551,8 @@ class Beer2Linker(TrainablePipe):
             self.refresh_index()
         module.eval()
         states = self.model.predict(docs)
-        batch = module.prepare(states.tensors, self._matches(docs), settings, names=self._names(docs))
+        texts = [token_texts(doc) for doc in docs]
+        batch = module.prepare(states.tensors, self._matches(texts), settings, names=self._names(texts))
         module.retrieve(batch, self._entity_table(), settings)
         self.store.impute_types_of(batch.candidates.cpu().numpy())
         return batch

@@ -40,7 +40,10 @@ NAME_KEY_CACHE = 1 << 18
 SHORT_NAME_EXCLUDED_TYPES = {"LOC"}
 
 
-def token_texts(doc: Doc) -> Tuple[List[str], List[bool]]:
+TokenTexts = Tuple[List[str], List[bool]]
+
+
+def token_texts(doc: Doc) -> TokenTexts:
     """The doc's token texts and whether a space follows each, read once per doc for every kind of match (from one
     array of orth ids: no Token object per token)."""
     strings = doc.vocab.strings

@@ -10,6 +10,7 @@ from spacy.tokens import Span
 
 from spacy_beer2.kb import KBError
 from spacy_beer2.pipeline import KEPT_CANDIDATES, Beer2Linker, scheduled_share
+from spacy_beer2.store import token_texts
 
 from conftest import links, train
 
@@ -371,15 +372,16 @@ def test_leave_one_out_priors_hide_what_only_the_doc_itself_put_in_the_table(mak
         i = next(t.i for t in eg.predicted if t.text == word)
         return {r for s, e, rows, _ in matches.matches if (s, e) == (i, i + 1) for r in rows}
 
-    held = linker._training_matches([eg], golds)[0]
-    plain = linker._matches([eg.predicted])[0]
+    held = linker._training_matches([eg], golds, [token_texts(eg.predicted)])[0]
+    plain = linker._matches([token_texts(eg.predicted)])[0]
     assert bulls in rows_at(plain, "Bulls") and bulls not in rows_at(held, "Bulls")
     assert jordan in rows_at(held, "Jordan")
     off, _, _ = make_nlp(**{"components.beer2_linker.leave_one_out_priors": False,
                             "components.beer2_linker.prior_holdout": 0.0,
                             "components.beer2_linker.name_part_holdout": 0.0,
                             "components.beer2_linker.name_part_candidates": 0})
-    assert off.get_pipe("beer2_linker")._training_matches([eg], golds)[0].matches == plain.matches
+    texts = [token_texts(eg.predicted)]
+    assert off.get_pipe("beer2_linker")._training_matches([eg], golds, texts)[0].matches == plain.matches
 
 
 def test_prior_folds_hide_what_only_the_docs_fold_put_in_the_table(make_nlp):
@@ -399,7 +401,7 @@ def test_prior_folds_hide_what_only_the_docs_fold_put_in_the_table(make_nlp):
 
     def rows_at(nlp, eg, word):
         linker = nlp.get_pipe("beer2_linker")
-        matches = linker._training_matches([eg], [linker._gold(eg)])[0]
+        matches = linker._training_matches([eg], [linker._gold(eg)], [token_texts(eg.predicted)])[0]
         i = next(t.i for t in eg.predicted if t.text == word)
         return {linker.kb[r].id for s, e, rows, _ in matches.matches if (s, e) == (i, i + 1) for r in rows}
 
@@ -425,7 +427,7 @@ def test_holdouts_hide_a_fresh_random_share_of_gold_pairs_each_update(make_nlp, 
 
     def probs(eg, word, entity):
         i, row = next(t.i for t in eg.predicted if t.text == word), linker.kb.row(entity)
-        matches = linker._training_matches([eg], [linker._gold(eg)])[0].matches
+        matches = linker._training_matches([eg], [linker._gold(eg)], [token_texts(eg.predicted)])[0].matches
         return {p for s, e, rows, ps in matches if (s, e) == (i, i + 1) for r, p in zip(rows, ps) if r == row}
 
     eg = next(eg for eg in examples if "scored" in eg.reference.text and "Jordan" in eg.reference.text)
@@ -448,13 +450,13 @@ def test_name_part_candidates_come_from_kb_names_and_are_never_held_out(make_nlp
     def rows_at(matches, i):
         return {(r, p) for s, e, rows, probs in matches.matches if (s, e) == (i, i + 1) for r, p in zip(rows, probs)}
 
-    plain = linker._matches([doc])[0]
+    plain = linker._matches([token_texts(doc)])[0]
     assert rows_at(plain, 0) == {(michael, 0.0)}
     assert (hilton, 0.0) in rows_at(plain, 3) and any(r == hilton and p > 0 for r, p in rows_at(plain, 3))
-    held = linker._matches([doc], [[(3, 4, hilton)]])[0]
+    held = linker._matches([token_texts(doc)], [[(3, 4, hilton)]])[0]
     assert {p for r, p in rows_at(held, 3) if r == hilton} == {0.0}
     linker.name_part_candidates = 0
-    assert rows_at(linker._matches([doc])[0], 0) == set()
+    assert rows_at(linker._matches([token_texts(doc)])[0], 0) == set()
     with pytest.raises(ValueError, match="name_part_candidates"):
         make_nlp(**{"components.beer2_linker.name_part_candidates": -1})
 
@@ -470,9 +472,9 @@ def test_acronym_candidates_offer_the_entities_an_unknown_acronym_spells(make_nl
     def found(matches):
         return {(s, e): set(zip(rows, probs)) for s, e, rows, probs in matches.matches if (s, e) in {(1, 2), (3, 4)}}
 
-    assert found(linker._matches([doc])[0]) == {(1, 2): {(bulls, 1.0)}}
+    assert found(linker._matches([token_texts(doc)])[0]) == {(1, 2): {(bulls, 1.0)}}
     linker.acronym_candidates = 0
-    assert found(linker._matches([doc])[0]) == {}
+    assert found(linker._matches([token_texts(doc)])[0]) == {}
     with pytest.raises(ValueError, match="acronym_candidates"):
         make_nlp(**{"components.beer2_linker.acronym_candidates": -1})
     with pytest.raises(ValueError, match="title_match_prior"):
