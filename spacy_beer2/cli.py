@@ -311,7 +311,6 @@ def tune_threshold_cli(
     """Pick the decoding threshold with the best EL F1 on a development set (the transformer runs once)."""
     from spacy.training import Example
 
-    from .decoding import resolve
     from .scoring import score_el
 
     nlp = _load(model, gpu_id, ctx)
@@ -327,7 +326,8 @@ def tune_threshold_cli(
     for t in values:
         for doc in docs:
             doc.ents = []
-        linker.set_annotations(docs, [resolve(lk for lk in links if lk.score > t) for links in found])
+        linker.set_annotations(docs, [linker.decode(doc, (lk for lk in links if lk.score > t))
+                                      for doc, links in zip(docs, found)])
         scores = score_el([Example(d, g) for d, g in zip(docs, gold)])
         rows.append((t, scores["el_p"], scores["el_r"], scores["el_f"], scores["md_f"]))
     msg.table([tuple(f"{v:.4f}" for v in row) for row in rows], header=("threshold", "el_p", "el_r", "el_f", "md_f"))

@@ -1,11 +1,14 @@
 """From the reader's window outputs to non-overlapping document spans."""
 
 import math
-from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Tuple
+from dataclasses import dataclass, field, replace
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
+from spacy.tokens import Doc
 from torch.nn import functional as F
+
+from .aliases import fold, unqualified
 
 
 @dataclass
@@ -134,3 +137,55 @@ def resolve(links: Iterable[Link]) -> List[Link]:
             occupied.update(tokens)
             taken.append(link)
     return sorted(taken, key=lambda lk: lk.start)
+
+
+
+def complete_spans(doc: Doc, links: List[Link], name_of: Callable[[int], str]) -> List[Link]:
+    """Mend the boundaries of resolved links where the text itself shows the whole mention.
+
+    The span score keeps a likely start or end inside a span from being crossed (``span_log_probs``), and that
+    splits names too: "Manchester" + "United", both linked to Manchester United F.C. So two links of one entity with
+    a single space between them become one; and a link grows to its entity's name (or the name without its
+    qualifier) where the text around it spells that out, case aside ("Gaza" → "Gaza Strip", "Troncon" →
+    "Alessandro Troncon"). A grown link takes the place of the links it comes to overlap.
+    """
+    merged: List[Link] = []
+    for link in links:
+        prev = merged[-1] if merged else None
+        if prev is not None and prev.row == link.row and prev.end == link.start and doc[prev.end - 1].whitespace_ == " ":
+            merged[-1] = replace(prev, end=link.end, score=max(prev.score, link.score))
+        else:
+            merged.append(link)
+    text = doc.text.lower()
+    candidates = []
+    for link in merged:
+        span = _name_around(doc, text, link, name_of(link.row))
+        candidates.append((span is None, replace(link, start=span[0], end=span[1]) if span else link))
+    taken: List[Link] = []
+    occupied = set()
+    for _, link in sorted(candidates, key=lambda c: (c[0], -c[1].score)):
+        tokens = range(link.start, link.end)
+        if not occupied.intersection(tokens):
+            occupied.update(tokens)
+            taken.append(link)
+    return sorted(taken, key=lambda lk: lk.start)
+
+
+def _name_around(doc: Doc, text: str, link: Link, name: str) -> Optional[Tuple[int, int]]:
+    """The longest token span that covers ``link`` and reads as the entity's name (``text`` is ``doc.text``
+    lower-cased; the name is also tried without accents), or None."""
+    first, last = doc[link.start], doc[link.end - 1]
+    start_char, end_char = first.idx, last.idx + len(last)
+    best: Optional[Tuple[int, int]] = None
+    for target in {name.lower(), unqualified(name).lower(), fold(name), fold(unqualified(name))}:
+        size = len(target)
+        if size <= end_char - start_char:
+            continue
+        # an occurrence [at, at + size) covers the link when end_char - size <= at <= start_char
+        at = text.find(target, max(0, end_char - size), start_char + size)
+        while at != -1:
+            span = doc.char_span(at, at + size)
+            if span is not None and (best is None or len(span) > best[1] - best[0]):
+                best = (span.start, span.end)
+            at = text.find(target, at + 1, start_char + size)
+    return best

@@ -23,7 +23,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from .aliases import (AliasTable, contiguous_folds, count_pair_docs, held_out_golds, is_name_part, normalize_surface,
                       sample_golds, without_pairs)
 from .corpus import NIL
-from .decoding import Link, resolve
+from .decoding import Link, complete_spans, resolve
 from .kb import KnowledgeBase
 from .model import build_module, get_module, set_module_dropout
 from .name_evidence import DocNames
@@ -89,6 +89,7 @@ KEPT_CANDIDATES = "beer2_candidates"
         "n_alias_entities": 10,
         "name_part_candidates": 0,
         "acronym_candidates": 5,
+        "complete_spans": True,
         "threshold": 0.05,
         "mention_threshold": 0.2,
         "spans_per_token": 0.3,
@@ -132,6 +133,7 @@ def make_beer2_linker(
     n_alias_entities: int,
     name_part_candidates: int,
     acronym_candidates: int,
+    complete_spans: bool,
     threshold: float,
     mention_threshold: float,
     spans_per_token: float,
@@ -186,6 +188,7 @@ class Beer2Linker(TrainablePipe):
         n_alias_entities: int,
         name_part_candidates: int,
         acronym_candidates: int,
+        complete_spans: bool,
         threshold: float,
         mention_threshold: float,
         spans_per_token: float,
@@ -245,6 +248,7 @@ class Beer2Linker(TrainablePipe):
         self.short_names = short_names
         self.name_part_candidates = name_part_candidates
         self.acronym_candidates = acronym_candidates
+        self.complete_spans = complete_spans
         self.threshold = threshold
         self.mention_threshold = mention_threshold
         self.spans_per_token = spans_per_token
@@ -559,7 +563,14 @@ class Beer2Linker(TrainablePipe):
 
     def predict(self, docs: Iterable[Doc]) -> List[List[Link]]:
         """The non-overlapping links of each doc."""
-        return [resolve(links) for links in self.candidate_links(docs, self.threshold)]
+        docs = list(docs)
+        return [self.decode(doc, links) for doc, links in zip(docs, self.candidate_links(docs, self.threshold))]
+
+    def decode(self, doc: Doc, links: Iterable[Link]) -> List[Link]:
+        """The non-overlapping links of ``doc`` among its ``candidate_links``, boundaries mended with
+        ``complete_spans``."""
+        links = resolve(links)
+        return complete_spans(doc, links, lambda row: self.store.kb[row].name) if self.complete_spans else links
 
     def candidate_links(self, docs: Iterable[Doc], threshold: float) -> List[List[Link]]:
         """Every (span, entity) of each doc scoring above ``threshold``, before overlaps are resolved."""

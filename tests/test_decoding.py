@@ -1,8 +1,8 @@
+import pytest
+import spacy
 import torch
 
-import pytest
-
-from spacy_beer2.decoding import Link, resolve, span_log_probs, window_links
+from spacy_beer2.decoding import Link, complete_spans, resolve, span_log_probs, window_links
 
 NEG = -1e4
 
@@ -97,3 +97,36 @@ def test_window_links_equal_scoring_every_span_of_every_candidate():
         top = torch.topk(full[w, :, s, e], 3)
         assert [r for r, _ in lk.alternatives] == [int(rows[w, j]) for p, j in zip(top.values, top.indices)
                                                    if rows[w, j] >= 0]
+
+
+NAMES = {1: "Manchester United F.C.", 2: "Tokyo", 3: "Tokyo District Court", 4: "Gaza Strip (territory)",
+         5: "Taha Yassin Ramadan", 6: "Kölner Dom"}
+
+
+def _complete(text, links):
+    doc = spacy.blank("en")(text)
+    return [(lk.start, lk.end, lk.row) for lk in complete_spans(doc, links, NAMES.__getitem__)]
+
+
+def test_complete_spans_merges_adjacent_links_of_one_entity_only():
+    assert _complete("Manchester United won .", [Link(0, 1, 1, 0.4), Link(1, 2, 1, 0.6)]) == [(0, 2, 1)]
+    assert _complete("Manchester United won .", [Link(0, 1, 2, 0.4), Link(1, 2, 1, 0.6)]) == [(0, 1, 2), (1, 2, 1)]
+    # a line break between them: two mentions (a table row each), not one
+    assert _complete("Manchester\nUnited won .", [Link(0, 1, 1, 0.4), Link(2, 3, 1, 0.6)]) == [(0, 1, 1), (2, 3, 1)]
+
+
+def test_complete_spans_grows_a_link_to_the_name_the_text_spells_out():
+    # case aside, and the name without its qualifier
+    assert _complete("Troops left the GAZA STRIP today .", [Link(3, 4, 4, 0.5)]) == [(3, 5, 4)]
+    # without accents too
+    assert _complete("They restored the Kolner Dom .", [Link(4, 5, 6, 0.5)]) == [(3, 5, 6)]
+    # never onto part of a token, nor when the name is elsewhere in the doc
+    assert _complete("The Gaza Striped flag .", [Link(1, 2, 4, 0.5)]) == [(1, 2, 4)]
+    assert _complete("Gaza today ; Gaza Strip tomorrow .", [Link(0, 1, 4, 0.5)]) == [(0, 1, 4)]
+
+
+def test_a_grown_link_replaces_the_links_it_comes_to_overlap():
+    # "Tokyo" scores higher on its own, but the court's full name is in the text
+    assert _complete("the Tokyo District Court ruled", [Link(1, 2, 2, 0.9), Link(2, 4, 3, 0.3)]) == [(1, 4, 3)]
+    # two parts of one name grow to the same span: one link
+    assert _complete("Taha Yassin Ramadan said", [Link(0, 1, 5, 0.4), Link(2, 3, 5, 0.7)]) == [(0, 3, 5)]

@@ -8,6 +8,7 @@ import spacy
 import srsly
 from spacy.tokens import Span
 
+from spacy_beer2.decoding import Link
 from spacy_beer2.kb import KBError
 from spacy_beer2.pipeline import KEPT_CANDIDATES, Beer2Linker, scheduled_share
 from spacy_beer2.store import token_texts
@@ -241,6 +242,17 @@ def test_settings_given_at_load_win_over_the_saved_ones(trained):
     assert doc.ents[0].label_ == "PERSON"  # kept: overwrite = false came from the load-time config
     assert all(ent._.beer2_score > 0.9999 for ent in doc.ents[1:])
     assert linker.cfg == {"input_width": 32}  # only learned state is saved
+
+
+@pytest.mark.parametrize("complete", [True, False])
+def test_decoding_mends_span_boundaries_unless_switched_off_at_load(trained, complete):
+    _, _, _, path = trained
+    nlp = spacy.load(path, config={"components": {"beer2_linker": {"complete_spans": complete}}})
+    linker = nlp.get_pipe("beer2_linker")
+    doc = nlp.make_doc("Michael Jordan scored .")
+    row = linker.kb.row("Michael Jordan")
+    links = linker.decode(doc, [Link(1, 2, row, 0.5)])  # "Jordan" alone, linked to Michael Jordan
+    assert [(lk.start, lk.end, lk.row) for lk in links] == [(0, 2, row) if complete else (1, 2, row)]
 
 
 @pytest.mark.parametrize("setting,value,message", [("threshold", 0.0, "threshold must be a probability"),
