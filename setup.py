@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="spacy-beer2",
-    version="0.13.0",
+    version="0.14.0",
     description="BEER2 end-to-end entity linking (joint dense retriever + reader) as a spaCy component",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf8"),
     long_description_content_type="text/markdown",

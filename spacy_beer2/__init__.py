@@ -4,4 +4,4 @@ Importing this package is cheap on purpose: spaCy imports entry-point modules wh
 ``Language``, so torch, transformers and faiss are only imported when a component is actually used.
 """
 
-__version__ = "0.13.0"
+__version__ = "0.14.0"

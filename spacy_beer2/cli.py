@@ -300,7 +300,7 @@ def tune_threshold_cli(
     ctx: typer.Context,
     model: Path = typer.Argument(..., exists=True, help="Trained pipeline directory"),
     data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Development corpus (.jsonl or .spacy)"),
-    thresholds: str = typer.Option("0.001,0.002,0.003,0.005,0.01,0.02,0.03,0.05,0.1,0.15,0.2,0.3,0.5",
+    thresholds: str = typer.Option("0.0005,0.001,0.002,0.003,0.005,0.01,0.02,0.03,0.05,0.1,0.15,0.2,0.3,0.5",
                                    help="Comma-separated values"),
     save: Optional[Path] = typer.Option(None, "--save", help="Save the pipeline with the best threshold in its "
                                         "config.cfg here (may be MODEL itself)"),

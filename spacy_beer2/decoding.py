@@ -152,11 +152,11 @@ def complete_spans(doc: Doc, links: List[Link], name_of: Callable[[int], str]) -
     merged: List[Link] = []
     for link in links:
         prev = merged[-1] if merged else None
-        if prev is not None and prev.row == link.row and prev.end == link.start and doc[prev.end - 1].whitespace_ == " ":
+        if prev and prev.row == link.row and prev.end == link.start and doc[prev.end - 1].whitespace_ == " ":
             merged[-1] = replace(prev, end=link.end, score=max(prev.score, link.score))
         else:
             merged.append(link)
-    text = doc.text.lower()
+    text = _lower_in_place(doc.text)
     candidates = []
     for link in merged:
         span = _name_around(doc, text, link, name_of(link.row))
@@ -171,9 +171,18 @@ def complete_spans(doc: Doc, links: List[Link], name_of: Callable[[int], str]) -
     return sorted(taken, key=lambda lk: lk.start)
 
 
+def _lower_in_place(text: str) -> str:
+    """``text`` lower-cased character by character, so that offsets stay those of the doc ("İ" lower-cases to two
+    characters)."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+
+
 def _name_around(doc: Doc, text: str, link: Link, name: str) -> Optional[Tuple[int, int]]:
     """The longest token span that covers ``link`` and reads as the entity's name (``text`` is ``doc.text``
-    lower-cased; the name is also tried without accents), or None."""
+    lower-cased, offsets kept; the name is also tried without accents), or None."""
     first, last = doc[link.start], doc[link.end - 1]
     start_char, end_char = first.idx, last.idx + len(last)
     best: Optional[Tuple[int, int]] = None

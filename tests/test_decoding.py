@@ -123,6 +123,8 @@ def test_complete_spans_grows_a_link_to_the_name_the_text_spells_out():
     # never onto part of a token, nor when the name is elsewhere in the doc
     assert _complete("The Gaza Striped flag .", [Link(1, 2, 4, 0.5)]) == [(1, 2, 4)]
     assert _complete("Gaza today ; Gaza Strip tomorrow .", [Link(0, 1, 4, 0.5)]) == [(0, 1, 4)]
+    # a character that lower-cases to two ("İ") before the name does not shift where it is looked for
+    assert _complete("İİİ : Gaza Strip", [Link(2, 3, 4, 0.5)]) == [(2, 4, 4)]
 
 
 def test_a_grown_link_replaces_the_links_it_comes_to_overlap():
