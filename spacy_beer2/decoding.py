@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Token
 from torch.nn import functional as F
 
 from .aliases import fold, unqualified
@@ -169,6 +169,37 @@ def complete_spans(doc: Doc, links: List[Link], name_of: Callable[[int], str]) -
             occupied.update(tokens)
             taken.append(link)
     return sorted(taken, key=lambda lk: lk.start)
+
+
+def link_name_repeats(doc: Doc, links: List[Link], is_person: Callable[[int], bool]) -> List[Link]:
+    """Link a capitalised word that stands alone and repeats one word of a person's name linked elsewhere in the doc
+    ("Woods" after "Tiger Woods", "Xiao" after "Xiao Qiang") to that person, unless the word is in the names of two
+    linked people. News names a person in full once, then by one name; the reader, reading a window at a time, often
+    misses the repeat: evidence from the rest of the document."""
+    occupied = {i for link in links for i in range(link.start, link.end)}
+    people: Dict[str, Dict[int, float]] = {}
+    for link in links:
+        if link.end - link.start > 1 and is_person(link.row):
+            for token in doc[link.start:link.end]:
+                if _is_name_word(token):
+                    seen = people.setdefault(token.lower_, {})
+                    seen[link.row] = max(link.score, seen.get(link.row, 0.0))
+    added = []
+    for token in doc:
+        i = token.i
+        if i in occupied or not _is_name_word(token) or len(people.get(token.lower_, ())) != 1:
+            continue
+        # standing alone: no capitalised word (outside a link) right before or after it
+        if (i > 0 and _is_name_word(doc[i - 1]) and i - 1 not in occupied and doc[i - 1].whitespace_ == " ") or (
+                i + 1 < len(doc) and _is_name_word(doc[i + 1]) and i + 1 not in occupied and token.whitespace_ == " "):
+            continue
+        ((row, score),) = people[token.lower_].items()
+        added.append(Link(i, i + 1, row, score))
+    return sorted(links + added, key=lambda lk: lk.start) if added else links
+
+
+def _is_name_word(token: Token) -> bool:
+    return token.is_alpha and token.text[:1].isupper() and len(token) >= 3
 
 
 def _lower_in_place(text: str) -> str:

@@ -23,8 +23,8 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from .aliases import (AliasTable, contiguous_folds, count_pair_docs, held_out_golds, is_name_part, normalize_surface,
                       sample_golds, without_pairs)
 from .corpus import NIL
-from .decoding import Link, complete_spans, resolve
-from .kb import KnowledgeBase
+from .decoding import Link, complete_spans, link_name_repeats, resolve
+from .kb import KnowledgeBase, type_bucket
 from .model import build_module, get_module, set_module_dropout
 from .name_evidence import DocNames
 from .scoring import CANDIDATES, SCORE, score_el
@@ -57,6 +57,9 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 # What spacy-transformers' Transformer writes to each doc, and the listener reads.
 TRF_DATA = "trf_data"
+# The KB types that mark a person (``name_repeats``): the coarse type of the AIDA KB, and spaCy's label.
+PERSON_BUCKETS = frozenset(type_bucket(t) for t in ("PER", "PERSON"))
+
 # Where ``keep_candidates`` stores a doc's candidates (and ``dynamic_candidates = false`` training reads them).
 KEPT_CANDIDATES = "beer2_candidates"
 
@@ -90,6 +93,7 @@ KEPT_CANDIDATES = "beer2_candidates"
         "name_part_candidates": 0,
         "acronym_candidates": 5,
         "complete_spans": True,
+        "name_repeats": True,
         "threshold": 0.05,
         "mention_threshold": 0.2,
         "spans_per_token": 0.3,
@@ -134,6 +138,7 @@ def make_beer2_linker(
     name_part_candidates: int,
     acronym_candidates: int,
     complete_spans: bool,
+    name_repeats: bool,
     threshold: float,
     mention_threshold: float,
     spans_per_token: float,
@@ -189,6 +194,7 @@ class Beer2Linker(TrainablePipe):
         name_part_candidates: int,
         acronym_candidates: int,
         complete_spans: bool,
+        name_repeats: bool,
         threshold: float,
         mention_threshold: float,
         spans_per_token: float,
@@ -249,6 +255,7 @@ class Beer2Linker(TrainablePipe):
         self.name_part_candidates = name_part_candidates
         self.acronym_candidates = acronym_candidates
         self.complete_spans = complete_spans
+        self.name_repeats = name_repeats
         self.threshold = threshold
         self.mention_threshold = mention_threshold
         self.spans_per_token = spans_per_token
@@ -568,9 +575,19 @@ class Beer2Linker(TrainablePipe):
 
     def decode(self, doc: Doc, links: Iterable[Link]) -> List[Link]:
         """The non-overlapping links of ``doc`` among its ``candidate_links``, boundaries mended with
-        ``complete_spans``."""
+        ``complete_spans``, repeated words of linked people's names linked with ``name_repeats``."""
         links = resolve(links)
-        return complete_spans(doc, links, lambda row: self.store.kb[row].name) if self.complete_spans else links
+        if self.complete_spans:
+            links = complete_spans(doc, links, lambda row: self.store.kb[row].name)
+        if self.name_repeats:
+            links = link_name_repeats(doc, links, self._is_person)
+        return links
+
+    def _is_person(self, row: int) -> bool:
+        """Whether the KB types (or imputes, with ``impute_types``) entity ``row`` as a person."""
+        store = self.store
+        bucket = store.type_buckets()[row] if store.impute_types else type_bucket(store.kb[row].type)
+        return bucket in PERSON_BUCKETS
 
     def candidate_links(self, docs: Iterable[Doc], threshold: float) -> List[List[Link]]:
         """Every (span, entity) of each doc scoring above ``threshold``, before overlaps are resolved."""

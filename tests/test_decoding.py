@@ -2,7 +2,7 @@ import pytest
 import spacy
 import torch
 
-from spacy_beer2.decoding import Link, complete_spans, resolve, span_log_probs, window_links
+from spacy_beer2.decoding import Link, complete_spans, link_name_repeats, resolve, span_log_probs, window_links
 
 NEG = -1e4
 
@@ -132,3 +132,24 @@ def test_a_grown_link_replaces_the_links_it_comes_to_overlap():
     assert _complete("the Tokyo District Court ruled", [Link(1, 2, 2, 0.9), Link(2, 4, 3, 0.3)]) == [(1, 4, 3)]
     # two parts of one name grow to the same span: one link
     assert _complete("Taha Yassin Ramadan said", [Link(0, 1, 5, 0.4), Link(2, 3, 5, 0.7)]) == [(0, 3, 5)]
+
+
+PEOPLE = {1, 2}  # rows 1 and 2 are people, row 3 is not
+
+
+def _repeats(text, links):
+    doc = spacy.blank("en")(text)
+    return [(lk.start, lk.end, lk.row) for lk in link_name_repeats(doc, links, PEOPLE.__contains__)]
+
+
+def test_a_word_of_a_linked_persons_name_is_linked_where_it_stands_alone():
+    text = "Tiger Woods won . WOODS said Tiger played well ."
+    assert _repeats(text, [Link(0, 2, 1, 0.8)]) == [(0, 2, 1), (4, 5, 1), (6, 7, 1)]
+    # not a person's name, or a word two linked people share
+    assert _repeats(text, [Link(0, 2, 3, 0.8)]) == [(0, 2, 3)]
+    assert _repeats("Tiger Woods and Ian Woods . Woods won", [Link(0, 2, 1, 0.8), Link(3, 5, 2, 0.7)]) == [
+        (0, 2, 1), (3, 5, 2)]
+    # not inside another name, nor a word the reader already linked
+    assert _repeats("Tiger Woods won . Woods Hole said", [Link(0, 2, 1, 0.8)]) == [(0, 2, 1)]
+    assert _repeats("Tiger Woods won . Woods said", [Link(0, 2, 1, 0.8), Link(4, 5, 3, 0.2)]) == [
+        (0, 2, 1), (4, 5, 3)]

@@ -244,15 +244,18 @@ def test_settings_given_at_load_win_over_the_saved_ones(trained):
     assert linker.cfg == {"input_width": 32}  # only learned state is saved
 
 
-@pytest.mark.parametrize("complete", [True, False])
-def test_decoding_mends_span_boundaries_unless_switched_off_at_load(trained, complete):
+@pytest.mark.parametrize("on", [True, False])
+def test_decoding_mends_spans_and_links_name_repeats_unless_switched_off_at_load(trained, on):
     _, _, _, path = trained
-    nlp = spacy.load(path, config={"components": {"beer2_linker": {"complete_spans": complete}}})
+    nlp = spacy.load(path, config={"components": {"beer2_linker": {"complete_spans": on, "name_repeats": on}}})
     linker = nlp.get_pipe("beer2_linker")
-    doc = nlp.make_doc("Michael Jordan scored .")
-    row = linker.kb.row("Michael Jordan")
+    doc = nlp.make_doc("Michael Jordan scored . Michael left .")
+    row = linker.kb.row("Michael Jordan")  # a person in the KB
     links = linker.decode(doc, [Link(1, 2, row, 0.5)])  # "Jordan" alone, linked to Michael Jordan
-    assert [(lk.start, lk.end, lk.row) for lk in links] == [(0, 2, row) if complete else (1, 2, row)]
+    expected = [(0, 2, row), (4, 5, row)] if on else [(1, 2, row)]
+    assert [(lk.start, lk.end, lk.row) for lk in links] == expected
+    place = linker.kb.row("Chicago")  # not a person: its name's words are not linked again
+    assert len(linker.decode(nlp.make_doc("Chicago Bulls won . Chicago"), [Link(0, 2, place, 0.5)])) == 1
 
 
 @pytest.mark.parametrize("setting,value,message", [("threshold", 0.0, "threshold must be a probability"),
