@@ -3,9 +3,10 @@ the time each variant's decoding takes over the corpus.
 
     python scripts/decoding_variants.py MODEL CORPUS.spacy
 
-Variants: `complete_spans` off and on (the default), and three not kept (README: How it works): growing a link only
-onto capitalised words, also growing it to the entity's KB aliases, and one sense per discourse (every link of a
-surface in a doc relinked to the entity of its best-scoring link).
+Variants: overlap resolution alone, with `complete_spans`, with `name_repeats` as well (the default), and three on
+top of the default that were not kept (README: How it works): growing a link only onto capitalised words, also
+growing it to the entity's KB aliases, and one sense per discourse (every link of a surface in a doc relinked to the
+entity of its best-scoring link).
 """
 
 import sys
@@ -53,14 +54,23 @@ def main(model: str, corpus: str) -> None:
     with_aliases = lambda doc, text, link, name: max(  # noqa: E731
         (s for s in [_name_around(doc, text, link, n) for n in [name, *kb[link.row].aliases]] if s),
         key=lambda s: s[1] - s[0], default=None)
-    variants: Dict[str, Callable[[Doc, List[Link]], List[Link]]] = {
-        "complete_spans false": lambda doc, links: decoding.resolve(links),
-        "complete_spans true": linker.decode,
-        "grow onto capitalised words only": linker.decode,
-        "grow to KB aliases too": linker.decode,
-        "one sense per discourse": lambda doc, links: one_sense_per_discourse(doc, linker.decode(doc, links)),
-    }
     patches = {"grow onto capitalised words only": capitalised_only, "grow to KB aliases too": with_aliases}
+
+    def with_settings(complete: bool, repeats: bool) -> Callable[[Doc, List[Link]], List[Link]]:
+        def decode(doc: Doc, links: List[Link]) -> List[Link]:
+            linker.complete_spans, linker.name_repeats = complete, repeats
+            return linker.decode(doc, links)
+        return decode
+
+    default = with_settings(True, True)
+    variants: Dict[str, Callable[[Doc, List[Link]], List[Link]]] = {
+        "overlaps resolved only": with_settings(False, False),
+        "complete_spans": with_settings(True, False),
+        "complete_spans + name_repeats": default,
+        "grow onto capitalised words only": default,
+        "grow to KB aliases too": default,
+        "one sense per discourse": lambda doc, links: one_sense_per_discourse(doc, default(doc, links)),
+    }
     for name, decode in variants.items():
         decoding._name_around = patches.get(name, _name_around)
         predicted = [doc.copy() for doc in docs]
