@@ -139,7 +139,6 @@ def resolve(links: Iterable[Link]) -> List[Link]:
     return sorted(taken, key=lambda lk: lk.start)
 
 
-
 def complete_spans(doc: Doc, links: List[Link], name_of: Callable[[int], str]) -> List[Link]:
     """Mend the boundaries of resolved links where the text itself shows the whole mention.
 

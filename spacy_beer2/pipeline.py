@@ -59,7 +59,6 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 TRF_DATA = "trf_data"
 # The KB types that mark a person (``name_repeats``): the coarse type of the AIDA KB, and spaCy's label.
 PERSON_BUCKETS = frozenset(type_bucket(t) for t in ("PER", "PERSON"))
-
 # Where ``keep_candidates`` stores a doc's candidates (and ``dynamic_candidates = false`` training reads them).
 KEPT_CANDIDATES = "beer2_candidates"
 
