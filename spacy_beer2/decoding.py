@@ -129,9 +129,14 @@ def resolve(links: Iterable[Link]) -> List[Link]:
         key = (link.start, link.end)
         if key not in best or link.score > best[key].score:
             best[key] = link
+    return _non_overlapping(sorted(best.values(), key=lambda lk: (-lk.score, lk.start, lk.end)))
+
+
+def _non_overlapping(ranked: Iterable[Link]) -> List[Link]:
+    """The links of ``ranked`` (best first) that overlap no link taken before them, in document order."""
     taken: List[Link] = []
     occupied = set()
-    for link in sorted(best.values(), key=lambda lk: (-lk.score, lk.start, lk.end)):
+    for link in ranked:
         tokens = range(link.start, link.end)
         if not occupied.intersection(tokens):
             occupied.update(tokens)
@@ -156,18 +161,15 @@ def complete_spans(doc: Doc, links: List[Link], name_of: Callable[[int], str]) -
         else:
             merged.append(link)
     text = _lower_in_place(doc.text)
-    candidates = []
+    grown, kept = [], []
     for link in merged:
         span = _name_around(doc, text, link, name_of(link.row))
-        candidates.append((span is None, replace(link, start=span[0], end=span[1]) if span else link))
-    taken: List[Link] = []
-    occupied = set()
-    for _, link in sorted(candidates, key=lambda c: (c[0], -c[1].score)):
-        tokens = range(link.start, link.end)
-        if not occupied.intersection(tokens):
-            occupied.update(tokens)
-            taken.append(link)
-    return sorted(taken, key=lambda lk: lk.start)
+        if span:
+            grown.append(replace(link, start=span[0], end=span[1]))
+        else:
+            kept.append(link)
+    by_score = lambda lk: -lk.score  # noqa: E731
+    return _non_overlapping(sorted(grown, key=by_score) + sorted(kept, key=by_score))
 
 
 def link_name_repeats(doc: Doc, links: List[Link], is_person: Callable[[int], bool]) -> List[Link]:
