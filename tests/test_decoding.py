@@ -111,8 +111,8 @@ def _complete(text, links):
 def test_complete_spans_merges_adjacent_links_of_one_entity_only():
     assert _complete("Manchester United won .", [Link(0, 1, 1, 0.4), Link(1, 2, 1, 0.6)]) == [(0, 2, 1)]
     assert _complete("Manchester United won .", [Link(0, 1, 2, 0.4), Link(1, 2, 1, 0.6)]) == [(0, 1, 2), (1, 2, 1)]
-    # a line break between them: two mentions (a table row each), not one
-    assert _complete("Manchester\nUnited won .", [Link(0, 1, 1, 0.4), Link(2, 3, 1, 0.6)]) == [(0, 1, 1), (2, 3, 1)]
+    # adjacent tokens with no space between them are not two words of one name
+    assert _complete("Manchester's fans", [Link(0, 1, 1, 0.4), Link(1, 2, 1, 0.6)]) == [(0, 1, 1), (1, 2, 1)]
 
 
 def test_complete_spans_grows_a_link_to_the_name_the_text_spells_out():
